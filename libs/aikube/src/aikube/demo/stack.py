@@ -1,0 +1,162 @@
+"""The local stack of the demo: the Pub/Sub emulator, the topology, the six service processes, and their cleanup."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from aikube.bus import PubSubBus
+from aikube.catalog import Catalog
+from aikube.emulator import PubSubEmulator, free_port
+
+# service id -> module of its entry point (the same module the container image runs)
+SERVICES = {
+    "ingestor": "ingestor.main",
+    "feature-builder": "feature_builder.main",
+    "drift-watcher": "drift_watcher.main",
+    "retrain-scheduler": "retrain_scheduler.main",
+    "trainer-dispatcher": "trainer_dispatcher.main",
+    "deployer": "deployer.main",
+}
+
+
+@dataclass
+class Workspace:
+    """Where one run keeps its state: object store, warehouse, traces and service logs."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "state" / "objects"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "state" / "warehouse"
+
+    @property
+    def traces(self) -> Path:
+        return self.root / "traces"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def create(self) -> Workspace:
+        for folder in (self.store, self.warehouse, self.traces, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass
+class Stack:
+    """Starts everything in order and stops everything it started, on success, failure or Ctrl-C."""
+
+    workspace: Workspace
+    catalog: Catalog
+    emulator_host: str | None = None  # use a running emulator instead of starting one
+    project_id: str = field(default_factory=lambda: f"aikube-demo-{secrets.token_hex(3)}")
+    emulator: PubSubEmulator | None = None
+    bus: PubSubBus | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    health_ports: dict[str, int] = field(default_factory=dict)
+    mask_salt: str = field(default_factory=lambda: secrets.token_hex(16))
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, services: dict[str, str] = SERVICES, timeout_s: float = 90.0) -> Stack:
+        """Emulator, topics and subscriptions from the catalog, then the services; returns once all are ready."""
+        if self.emulator_host is None:
+            self.emulator = PubSubEmulator().start()
+            self.emulator_host = self.emulator.host
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.emulator_host  # this process's clients too
+        self.bus = PubSubBus(self.project_id, self.catalog)
+        self.bus.provision()
+        for service, module in services.items():
+            self._spawn(service, module)
+        self._await_ready(timeout_s)
+        return self
+
+    def env(self, service: str) -> dict[str, str]:
+        """The environment of a service process: what a Kubernetes Deployment sets, pointed at local parts."""
+        port = self.health_ports.setdefault(service, free_port())
+        return {
+            **os.environ,
+            "PUBSUB_EMULATOR_HOST": str(self.emulator_host),
+            "AIKUBE_PROJECT_ID": self.project_id,
+            "AIKUBE_STORE": self.workspace.store.resolve().as_uri(),
+            "AIKUBE_WAREHOUSE": "duckdb://" + str(self.workspace.warehouse.resolve()),
+            "AIKUBE_TRACE_EXPORTER": "file",
+            "AIKUBE_TRACE_DIR": str(self.workspace.traces.resolve()),
+            "AIKUBE_HEALTH_PORT": str(port),
+            "AIKUBE_MASK_SALT": self.mask_salt,
+            "AIKUBE_EVENTS_DIR": str(self.catalog.events_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _spawn(self, service: str, module: str) -> None:
+        log = (self.workspace.logs / f"{service}.log").open("ab")
+        self._logs.append(log)
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", module], env=self.env(service), stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def _await_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        waiting = set(self.processes)
+        while waiting and time.monotonic() < deadline:
+            for service in sorted(waiting):
+                self.check_alive(service)
+                if _answers(f"http://127.0.0.1:{self.health_ports[service]}/readyz"):
+                    waiting.discard(service)
+            time.sleep(0.2)
+        if waiting:
+            raise RuntimeError(f"services not ready after {timeout_s:.0f}s: {sorted(waiting)} (see {self.workspace.logs})")
+
+    def check_alive(self, service: str | None = None) -> None:
+        """Raise if a service process has exited, with the end of its log."""
+        for name in [service] if service else list(self.processes):
+            code = self.processes[name].poll()
+            if code is not None:
+                tail = (self.workspace.logs / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
+                raise RuntimeError(f"{name} exited with code {code}:\n  " + "\n  ".join(tail))
+
+    def stop(self) -> None:
+        """SIGTERM every service (they finish in-flight work), then the emulator."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self._logs:
+            log.close()
+        if self.bus is not None:
+            self.bus.close()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

@@ -1,0 +1,86 @@
+"""Deployer handlers: a trained candidate faces the champion on the same recent slice; the winner serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aikube.datasets import DatasetCatalog, DatasetSpec, UnknownDataset
+from aikube.envelope import Emit, EventContext
+from aikube.metrics import score
+from aikube.registry import ModelRegistry, ModelVersion
+from aikube.rollout import RolloutFailed, ServingBackend
+from aikube.runtime import Rejected, Router
+from aikube.serving import Predictor
+from aikube.tables import features_table, model_subject
+from aikube.warehouse import PARTITION_COLUMN, Warehouse
+from deployer import domain
+
+router = Router()
+
+
+@dataclass(frozen=True)
+class Deps:
+    registry: ModelRegistry
+    warehouse: Warehouse
+    datasets: DatasetCatalog
+    serving: ServingBackend
+
+    def close(self) -> None:
+        self.serving.close()
+
+
+@router.handler("training.v1.completed")
+def on_training_completed(data: dict[str, Any], ctx: EventContext, deps: Deps) -> Emit:
+    """Gate, then roll out; a candidate that loses or fails to come up is rejected and the champion keeps serving."""
+    model, version = data["model"], data["version"]
+    try:
+        spec = deps.datasets.get(model)  # one model per dataset, named after it
+    except UnknownDataset as exc:
+        raise Rejected(f"model {model!r} has no registered dataset: {exc}") from None
+    candidate = deps.registry.get(model, version)
+    champion = deps.registry.champion(model)
+    outcome: dict[str, Any] = {"model": model, "version": version, "request_id": data["request_id"]}
+    if champion is not None and champion.version == version:  # redelivered after the promotion
+        return _deployed(outcome, candidate, deps.registry.endpoint(model) or "", None, {})
+
+    holdout = _slice(deps.warehouse, spec, candidate)
+    scores = {"metric": candidate.metric, "candidate_score": _score(spec, candidate, holdout, deps)}
+    if champion is not None:
+        scores["champion_score"] = _score(spec, champion, holdout, deps)
+    decision = domain.gate(spec.task, scores["candidate_score"], scores.get("champion_score"), spec.gate.tolerance)
+    rejected = {**outcome, **scores, **({"champion_version": champion.version} if champion else {})}
+    if not decision.promote:
+        return Emit("model.v1.rejected", {**rejected, "reason": decision.reason}, subject=model_subject(model))
+    try:
+        endpoint = deps.serving.deploy(model, version, candidate.artifact_uri)
+    except RolloutFailed as exc:
+        return Emit("model.v1.rejected", {**rejected, "reason": f"rollout failed: {exc}"}, subject=model_subject(model))
+    deps.registry.promote(model, version, endpoint=endpoint)
+    deps.serving.retire(model, keep=version)
+    return _deployed(outcome, candidate, endpoint, champion, scores)
+
+
+def _deployed(
+    outcome: dict[str, Any], candidate: ModelVersion, endpoint: str, previous: ModelVersion | None, scores: dict
+) -> Emit:
+    deployed = {**outcome, **scores, "endpoint": endpoint, "train_window": candidate.train_window}
+    if previous is not None:
+        deployed["previous_version"] = previous.version
+    return Emit("model.v1.deployed", deployed, subject=model_subject(candidate.model))
+
+
+def _slice(warehouse: Warehouse, spec: DatasetSpec, candidate: ModelVersion) -> Any:
+    """The candidate's held-back recent rows: neither model trained on them."""
+    window = candidate.holdout_window or {}
+    rows = warehouse.query(
+        f'SELECT * FROM {features_table(spec.name)} WHERE "{spec.timestamp}" >= CAST($start AS TIMESTAMP) '
+        f'AND "{spec.timestamp}" < CAST($end AS TIMESTAMP)',
+        {"start": window["start"], "end": window["end"]},
+    )
+    return rows.drop(columns=[PARTITION_COLUMN])
+
+
+def _score(spec: DatasetSpec, version: ModelVersion, rows: Any, deps: Deps) -> float:
+    predictor = Predictor.from_artifact(deps.registry.artifact(version.model, version.version))
+    return float(score(spec.task, rows[spec.target], predictor.predict(rows)))

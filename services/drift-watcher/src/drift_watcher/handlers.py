@@ -1,0 +1,122 @@
+"""Drift-watcher handlers: every feature batch is compared with the deployed model's reference.
+
+The reference is the training window of the registry's champion, read at each check: after a deployment the very
+next window is compared with the new model's data, with no cache to fall out of step with what serves.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from aikube.datasets import DatasetCatalog, UnknownDataset
+from aikube.envelope import Emit, EventContext
+from aikube.registry import ModelRegistry, ModelVersion
+from aikube.runtime import Rejected, Router
+from aikube.serving import Predictor
+from aikube.storage import ObjectStore
+from aikube.tables import model_subject
+from aikube.warehouse import PARTITION_COLUMN, Warehouse
+from drift_watcher import domain
+
+router = Router()
+
+
+@dataclass
+class Deps:
+    store: ObjectStore
+    warehouse: Warehouse
+    datasets: DatasetCatalog
+    registry: ModelRegistry
+    _predictors: dict[tuple[str, str], Predictor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def predictor(self, champion: ModelVersion) -> Predictor:
+        """The champion's predictor, loaded once per version."""
+        key = (champion.model, champion.version)
+        with self._lock:
+            if key not in self._predictors:
+                self._predictors[key] = Predictor.from_artifact(self.registry.artifact(*key))
+            return self._predictors[key]
+
+
+@router.handler("featureSet.v1.built")
+def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) -> list[Emit]:
+    """Emit drift-checked for every window, and drift-detected when data or the model's error drifted."""
+    name, batch_id = data["dataset"], data["batch_id"]
+    try:
+        spec = deps.datasets.get(name)
+    except UnknownDataset as exc:
+        raise Rejected(f"dataset {name!r} is not registered: {exc}") from None
+    model = spec.name  # one model per dataset
+    checked: dict[str, Any] = {"model": model, "dataset": name, "batch_id": batch_id, "rows": data["rows"]}
+    if "window" in data:
+        checked["window"] = data["window"]
+
+    champion = deps.registry.champion(model)
+    if champion is None:
+        return [_checked(checked, status="no_reference", drifted=False)]
+    current = _rows(deps.warehouse, data["table"], f"{PARTITION_COLUMN} = $batch", {"batch": batch_id})
+    reference = _reference(deps.warehouse, data["table"], spec.timestamp, champion)
+    columns = list(spec.drift.columns or data["feature_columns"])
+    result = domain.check_drift(reference, current, columns, spec.drift.share)
+    checked.update(
+        model_version=champion.version,
+        share=result.share,
+        threshold=spec.drift.share,
+        columns=result.columns,
+        status=result.status,
+    )
+    kinds = ["data"] if result.drifted else []
+    if result.status == "checked" and spec.target in current and current[spec.target].notna().any():
+        labelled = current[current[spec.target].notna()]
+        prediction = deps.predictor(champion).predict(labelled)
+        performance = domain.performance(
+            spec.task, labelled[spec.target], prediction, champion.metrics[champion.metric], spec.drift.performance_ratio
+        )
+        checked["performance"] = performance
+        kinds += ["performance"] if performance["degraded"] else []
+    prefix = f"reports/drift/{model}/{batch_id}"
+    if result.report_html:
+        checked["report_uri"] = deps.store.put_bytes(f"{prefix}.html", result.report_html.encode())
+    checked["result_uri"] = deps.store.uri_for(f"{prefix}.json")
+    emits = [_checked(checked, status=checked["status"], drifted=bool(kinds))]
+    deps.store.put_json(f"{prefix}.json", emits[0].data)
+    if kinds:
+        detected = {
+            "model": model,
+            "dataset": name,
+            "batch_id": batch_id,
+            "kinds": kinds,
+            "share": result.share,
+            "drifted_columns": [c["name"] for c in result.columns if c["status"] == "drifted"],
+            "model_version": champion.version,
+            "rows": data["rows"],
+        }
+        for optional in ("window", "report_uri"):
+            if optional in checked:
+                detected[optional] = checked[optional]
+        emits.append(Emit("drift.v1.detected", detected, subject=model_subject(model)))
+    return emits
+
+
+def _checked(data: dict[str, Any], *, status: str, drifted: bool) -> Emit:
+    return Emit("drift.v1.checked", {**data, "status": status, "drifted": drifted}, subject=model_subject(data["model"]))
+
+
+def _rows(warehouse: Warehouse, table: str, where: str, params: dict[str, Any]) -> pd.DataFrame:
+    return warehouse.query(f"SELECT * FROM {table} WHERE {where}", params).drop(columns=[PARTITION_COLUMN])
+
+
+def _reference(warehouse: Warehouse, table: str, timestamp: str, champion: ModelVersion) -> pd.DataFrame:
+    """The rows the champion was trained on: its training window in the feature table."""
+    window = champion.train_window or {}
+    return _rows(
+        warehouse,
+        table,
+        f'"{timestamp}" >= CAST($start AS TIMESTAMP) AND "{timestamp}" < CAST($end AS TIMESTAMP)',
+        {"start": window["start"], "end": window["end"]},
+    )

@@ -1,0 +1,152 @@
+"""Feature SQL: calendar features, general column handling, and the serving path equal to the warehouse path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aikube.datasets import DatasetSpec
+from aikube.features import CALENDAR_FEATURES, compute_features, feature_sql, model_columns
+from aikube.warehouse import DuckDBWarehouse
+
+TIMES = ["2011-01-01 00:00:00", "2011-01-02 13:00:00", "2011-07-15 23:00:00", "2012-02-29 06:30:00"]
+
+
+def synthetic_spec(**overrides: object) -> DatasetSpec:
+    """A classification spec with every column type and every role."""
+    fields: dict[str, object] = {
+        "name": "synthetic",
+        "timestamp": "when",
+        "target": "label",
+        "task": "classification",
+        "drop": ["row_id"],
+        "sensitive": {"email": "drop", "city": "mask"},
+        "columns": {
+            "row_id": "int", "when": "timestamp", "amount": "float", "count": "int", "city": "string",
+            "member": "bool", "email": "string", "label": "string",
+        },
+    }
+    return DatasetSpec.model_validate({**fields, **overrides})
+
+
+def synthetic_frame() -> pd.DataFrame:
+    """Rows for synthetic_spec, with text timestamps as a CSV would give them."""
+    n = len(TIMES)
+    return pd.DataFrame(
+        {
+            "row_id": range(n),
+            "when": TIMES,
+            "amount": [1.5, 2.0, -3.25, 0.0],
+            "count": [1, 2, 3, 4],
+            "city": ["Paris", "Lyon", "Paris", "Nice"],
+            "member": [True, False, True, False],
+            "email": [f"u{i}@example.com" for i in range(n)],
+            "label": ["a", "b", "a", "c"],
+        }
+    )
+
+
+def test_calendar_features_match_python_calendar() -> None:
+    """hour, day_of_week (0 = Sunday) and month agree with Python's datetime for known timestamps."""
+    features = compute_features(synthetic_spec(), synthetic_frame())
+    parsed = [datetime.fromisoformat(text) for text in TIMES]
+    assert features["hour"].tolist() == [moment.hour for moment in parsed]
+    assert features["day_of_week"].tolist() == [moment.isoweekday() % 7 for moment in parsed]
+    assert features["month"].tolist() == [moment.month for moment in parsed]
+
+
+def test_sunday_is_day_zero() -> None:
+    """2011-01-02 was a Sunday: day_of_week 0; the Saturday before is 6."""
+    features = compute_features(synthetic_spec(), synthetic_frame())
+    assert features["day_of_week"].tolist()[:2] == [6, 0]
+
+
+def test_output_columns_are_timestamp_model_columns_and_target() -> None:
+    """The output holds the timestamp, the model columns and the target, and nothing dropped."""
+    spec = synthetic_spec()
+    features = compute_features(spec, synthetic_frame())
+    assert list(features.columns) == [spec.timestamp, *model_columns(spec), spec.target]
+
+
+def test_model_columns_are_calendar_then_feature_columns() -> None:
+    """model_columns lists the calendar features, then the spec's feature columns."""
+    spec = synthetic_spec()
+    assert model_columns(spec) == [*CALENDAR_FEATURES, "amount", "count", "city", "member"]
+
+
+def test_feature_values_pass_through() -> None:
+    """String, bool and numeric feature columns keep their values."""
+    frame = synthetic_frame()
+    features = compute_features(synthetic_spec(), frame)
+    for name in ["amount", "count", "city", "member", "label"]:
+        assert features[name].tolist() == frame[name].tolist()
+
+
+def test_text_and_datetime_timestamps_give_the_same_features() -> None:
+    """A text timestamp is read as a timestamp: the result equals that of a datetime column."""
+    spec = synthetic_spec()
+    text = compute_features(spec, synthetic_frame())
+    typed = compute_features(spec, synthetic_frame().assign(when=pd.to_datetime(TIMES)))
+    pd.testing.assert_frame_equal(text, typed)
+
+
+def test_target_is_omitted_when_absent() -> None:
+    """Unlabelled rows (serving) give features without the target."""
+    spec = synthetic_spec()
+    features = compute_features(spec, synthetic_frame().drop(columns=["label"]))
+    assert spec.target not in features.columns
+
+
+def test_row_order_is_kept() -> None:
+    """Output row i belongs to input row i, whatever the timestamps' order."""
+    frame = synthetic_frame().iloc[[3, 0, 2, 1]].reset_index(drop=True)
+    features = compute_features(synthetic_spec(), frame)
+    assert features["amount"].tolist() == frame["amount"].tolist()
+
+
+def test_features_of_features_are_the_same_features() -> None:
+    """Feature rows read back from the warehouse (calendar columns included) give the same features again."""
+    spec = synthetic_spec()
+    once = compute_features(spec, synthetic_frame())
+    pd.testing.assert_frame_equal(compute_features(spec, once.assign(_partition="s1")), once)
+
+
+def test_missing_column_is_named() -> None:
+    """A missing feature column is a ValueError naming it."""
+    with pytest.raises(ValueError, match="amount"):
+        compute_features(synthetic_spec(), synthetic_frame().drop(columns=["amount"]))
+
+
+def test_value_of_wrong_type_is_a_value_error() -> None:
+    """A value that cannot be read as its declared type is a ValueError."""
+    with pytest.raises(ValueError, match="cannot compute features"):
+        compute_features(synthetic_spec(), synthetic_frame().assign(amount=["x", "1", "2", "3"]))
+
+
+def test_calendar_name_clash_is_rejected() -> None:
+    """A feature column named like a calendar feature is refused, naming it."""
+    spec = synthetic_spec(columns={"when": "timestamp", "month": "int", "label": "string"}, drop=[], sensitive={})
+    with pytest.raises(ValueError, match="month"):
+        feature_sql(spec, "raw")
+
+
+def test_where_clause_is_applied() -> None:
+    """The optional condition ends up as the WHERE clause."""
+    sql = feature_sql(synthetic_spec(), "raw", where="_partition = $p")
+    assert sql.endswith('FROM "raw" WHERE _partition = $p')
+
+
+def test_serving_path_equals_warehouse_path(tmp_path: Path) -> None:
+    """compute_features on a frame gives exactly what the feature SQL gives in the warehouse on the same rows."""
+    spec = synthetic_spec()
+    frame = synthetic_frame()
+    warehouse = DuckDBWarehouse(tmp_path)
+    warehouse.append("raw", frame, partition="b1")
+    warehouse.append("raw", frame.assign(amount=99.0), partition="b2")
+    warehouse.materialize("features", feature_sql(spec, "raw", "_partition = $p"), partition="s1", params={"p": "b1"})
+    stored = warehouse.query("SELECT * EXCLUDE (_partition) FROM features ORDER BY amount")
+    served = compute_features(spec, frame).sort_values("amount").reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, served)
