@@ -54,6 +54,17 @@ class EventSpec:
         cls = jsonschema.validators.validator_for(self.schema)
         return cls(self.schema, format_checker=cls.FORMAT_CHECKER)
 
+    def example_file(self, case: str = "minimal") -> Path:
+        """events/examples/<resource>/v<N>/<Name>Data-<case>.json (cases: minimal, full)."""
+        version_dir = self.schema_file.parent
+        events_dir = version_dir.parents[2]
+        return events_dir / "examples" / version_dir.parent.name / version_dir.name / f"{self.schema_file.stem}-{case}.json"
+
+    def example(self, case: str = "minimal") -> dict[str, Any]:
+        """An example payload of this type."""
+        data: dict[str, Any] = json.loads(self.example_file(case).read_text())
+        return data
+
     def validate(self, data: Any) -> None:
         """Check event data against this type's schema.
 
