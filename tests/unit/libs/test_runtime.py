@@ -11,7 +11,8 @@ from cloudevents.core.v1.event import CloudEvent
 from aikube.catalog import Catalog
 from aikube.codec import PubSubMessage, encode
 from aikube.envelope import Emit, EventContext, make_event
-from aikube.runtime import DL_ATTEMPT, DL_REASON, Action, Rejected, Router
+from aikube.errors import Rejected
+from aikube.runtime import DL_ATTEMPT, DL_REASON, Action, Router
 from aikube.testing import MemoryBus
 
 DEAD_LETTER = "ingestor.aikube.dataset.v1.arrived.dead-letter"

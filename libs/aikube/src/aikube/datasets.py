@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from aikube.errors import Rejected
 from aikube.storage import NotFound, ObjectStore, check_name
 
 __all__ = [
@@ -228,8 +229,8 @@ def read_table(path: Path | str) -> pd.DataFrame:
     raise ValueError(f"cannot read {path}: expected a .csv, .csv.gz or .parquet file")
 
 
-class UnknownDataset(NotFound):
-    """No dataset of that name is registered."""
+class UnknownDataset(NotFound, Rejected):
+    """No dataset of that name is registered (an event naming it is dead-lettered, not retried)."""
 
 
 class DatasetCatalog:
@@ -264,5 +265,5 @@ class DatasetCatalog:
         try:
             raw = self.store.get_json(self._key(check_name(name, "dataset name", NAME_PATTERN)))
         except NotFound:
-            raise UnknownDataset(f"unknown dataset {name!r}") from None
+            raise UnknownDataset(f"dataset {name!r} is not registered (aikube register)") from None
         return DatasetSpec.model_validate(raw)

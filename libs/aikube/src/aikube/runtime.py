@@ -36,6 +36,7 @@ from aikube.bus import Subscription
 from aikube.catalog import Catalog, SchemaViolation, UnknownEventType
 from aikube.codec import CodecError, PubSubMessage, from_pubsub
 from aikube.envelope import Emit, EventContext, derived_id, make_event, source_of
+from aikube.errors import Rejected
 from aikube.idempotency import IdempotencyStore, event_key
 from aikube.telemetry import context_from
 
@@ -49,10 +50,6 @@ DL_REASON = "aikube-dead-letter-reason"
 DL_SUBSCRIPTION = "aikube-dead-letter-subscription"
 DL_ATTEMPT = "aikube-delivery-attempt"
 MAX_ATTRIBUTE_VALUE = 1000  # Pub/Sub allows 1024 bytes per attribute value
-
-
-class Rejected(Exception):
-    """Raised by a handler for input that can never succeed (unknown dataset, unreadable file): dead-letter now."""
 
 
 class Router:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aikube.datasets import DatasetCatalog, DatasetSpec, UnknownDataset
+from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.metrics import score
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.rollout import RolloutFailed, ServingBackend
-from aikube.runtime import Rejected, Router
+from aikube.runtime import Router
 from aikube.serving import Predictor
 from aikube.tables import features_table, model_subject
 from aikube.warehouse import PARTITION_COLUMN, Warehouse
@@ -34,10 +34,7 @@ class Deps:
 def on_training_completed(data: dict[str, Any], ctx: EventContext, deps: Deps) -> Emit:
     """Gate, then roll out; a candidate that loses or fails to come up is rejected and the champion keeps serving."""
     model, version = data["model"], data["version"]
-    try:
-        spec = deps.datasets.get(model)  # one model per dataset, named after it
-    except UnknownDataset as exc:
-        raise Rejected(f"model {model!r} has no registered dataset: {exc}") from None
+    spec = deps.datasets.get(model)  # one model per dataset, named after it
     candidate = deps.registry.get(model, version)
     champion = deps.registry.champion(model)
     outcome: dict[str, Any] = {"model": model, "version": version, "request_id": data["request_id"]}

@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from aikube.datasets import DatasetCatalog, UnknownDataset
+from aikube.datasets import DatasetCatalog
 from aikube.envelope import Emit, EventContext
 from aikube.registry import ModelRegistry, ModelVersion
-from aikube.runtime import Rejected, Router
+from aikube.runtime import Router
 from aikube.serving import Predictor
 from aikube.storage import ObjectStore
 from aikube.tables import model_subject
@@ -47,10 +47,7 @@ class Deps:
 def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) -> list[Emit]:
     """Emit drift-checked for every window, and drift-detected when data or the model's error drifted."""
     name, batch_id = data["dataset"], data["batch_id"]
-    try:
-        spec = deps.datasets.get(name)
-    except UnknownDataset as exc:
-        raise Rejected(f"dataset {name!r} is not registered: {exc}") from None
+    spec = deps.datasets.get(name)
     model = spec.name  # one model per dataset
     checked: dict[str, Any] = {"model": model, "dataset": name, "batch_id": batch_id, "rows": data["rows"]}
     if "window" in data:
@@ -92,7 +89,7 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
             "batch_id": batch_id,
             "kinds": kinds,
             "share": result.share,
-            "drifted_columns": [c["name"] for c in result.columns if c["status"] == "drifted"],
+            "drifted_columns": result.drifted_columns,  # with drifted unseen_categories columns, as the share counts
             "model_version": champion.version,
             "rows": data["rows"],
         }

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aikube.datasets import DatasetCatalog, UnknownDataset
+from aikube.datasets import DatasetCatalog
 from aikube.envelope import Emit, EventContext
 from aikube.features import feature_sql, model_columns
-from aikube.runtime import Rejected, Router
+from aikube.runtime import Router
 from aikube.tables import dataset_subject, features_table, raw_table
 from aikube.warehouse import PARTITION_COLUMN, Warehouse
 
@@ -25,10 +25,7 @@ class Deps:
 def on_dataset_ingested(data: dict[str, Any], ctx: EventContext, deps: Deps) -> Emit:
     """Materialise the batch's feature snapshot (partition = batch id, so a rebuild replaces it)."""
     name, batch_id = data["dataset"], data["batch_id"]
-    try:
-        spec = deps.datasets.get(name)
-    except UnknownDataset as exc:
-        raise Rejected(f"dataset {name!r} is not registered: {exc}") from None
+    spec = deps.datasets.get(name)
     rows = 0
     if data["rows_accepted"]:
         sql = feature_sql(spec, raw_table(name), where=f"{PARTITION_COLUMN} = $batch")

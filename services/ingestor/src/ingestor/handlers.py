@@ -8,9 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from aikube.datasets import DatasetCatalog, UnknownDataset
+from aikube.datasets import DatasetCatalog
 from aikube.envelope import Emit, EventContext
-from aikube.runtime import Rejected, Router
+from aikube.errors import Rejected
+from aikube.runtime import Router
 from aikube.storage import NotFound, ObjectStore
 from aikube.tables import dataset_subject, raw_table
 from aikube.warehouse import Warehouse
@@ -32,10 +33,7 @@ class Deps:
 def on_dataset_arrived(data: dict[str, Any], ctx: EventContext, deps: Deps) -> Emit:
     """Validate the batch row by row, mask PII, land the accepted rows; rejected rows are kept with reasons."""
     name, batch_id = data["dataset"], data["batch_id"]
-    try:
-        spec = deps.datasets.get(name)
-    except UnknownDataset as exc:
-        raise Rejected(f"dataset {name!r} is not registered: {exc}") from None
+    spec = deps.datasets.get(name)
     frame = _read_batch(data, deps.store)
     checked = domain.validate_rows(frame, spec)
     landed, masked, dropped = domain.mask_sensitive(checked.accepted, spec, deps.mask_salt)
@@ -52,8 +50,10 @@ def on_dataset_arrived(data: dict[str, Any], ctx: EventContext, deps: Deps) -> E
         "dropped_columns": dropped + checked.extra_columns,
     }
     if len(checked.rejected):
+        # the rejects file lands too: its sensitive values are masked or dropped like those of the accepted rows
+        rejected, _, _ = domain.mask_sensitive(checked.rejected, spec, deps.mask_salt)
         result["rejects_uri"] = deps.store.put_bytes(
-            f"rejects/{name}/{batch_id}.jsonl", checked.rejected.to_json(orient="records", lines=True).encode()
+            f"rejects/{name}/{batch_id}.jsonl", rejected.to_json(orient="records", lines=True).encode()
         )
         result["reject_reasons"] = checked.reasons
     if len(landed):

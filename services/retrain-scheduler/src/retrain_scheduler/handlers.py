@@ -11,9 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aikube.datasets import DatasetCatalog, UnknownDataset
+from aikube.datasets import DatasetCatalog
 from aikube.envelope import Emit, EventContext
-from aikube.runtime import Rejected, Router
+from aikube.runtime import Router
 from aikube.storage import NotFound, ObjectStore
 from aikube.tables import features_table, model_subject
 from retrain_scheduler.domain import Decision, ModelState, decide, on_training_finished
@@ -73,10 +73,7 @@ def on_training_failed(data: dict[str, Any], ctx: EventContext, deps: Deps) -> N
 
 def _decide(data: dict[str, Any], ctx: EventContext, deps: Deps, *, drifted: bool, status: str) -> list[Emit]:
     model, batch_id = data["model"], data["batch_id"]
-    try:
-        spec = deps.datasets.get(data["dataset"])
-    except UnknownDataset as exc:
-        raise Rejected(f"dataset {data['dataset']!r} is not registered: {exc}") from None
+    spec = deps.datasets.get(data["dataset"])
     with deps.lock(model):
         state, last = deps.load(model)
         if last.get("batch_id") == batch_id:
