@@ -56,8 +56,9 @@ def fast_policy() -> DeliveryPolicy:
 
 
 @pytest.fixture
-def pubsub_bus(pubsub_emulator: PubSubEmulator, project_id: str, catalog: Catalog, fast_policy: DeliveryPolicy
-               ) -> Iterator[PubSubBus]:
+def pubsub_bus(
+    pubsub_emulator: PubSubEmulator, project_id: str, catalog: Catalog, fast_policy: DeliveryPolicy
+) -> Iterator[PubSubBus]:
     """A bus on the emulator with the catalog's whole topology provisioned in a fresh project."""
     bus = PubSubBus(project_id, catalog, policy=fast_policy)
     bus.provision()

@@ -22,7 +22,11 @@ def bikeshare_run(pubsub_emulator: PubSubEmulator, tmp_path_factory: pytest.Temp
     """January to mid-April of the real data, weekly batches: bootstrap, then spring drift."""
     out = tmp_path_factory.mktemp("bikeshare")
     summary = run_demo(
-        REPO / "examples" / "bikeshare.yaml", out, max_batches=16, emulator_host=pubsub_emulator.host, say=lambda _: None
+        REPO / "examples" / "bikeshare.yaml",
+        out,
+        max_batches=16,
+        emulator_host=pubsub_emulator.host,
+        say=lambda _: None,
     )
     return summary, out
 
@@ -93,7 +97,8 @@ def stationary_dataset(folder: Path, weeks: int = 8) -> Path:
 
 def test_data_without_drift_is_not_retrained(pubsub_emulator: PubSubEmulator, tmp_path: Path) -> None:
     """Stationary data gets its bootstrap model and no drift-triggered retrain."""
-    summary = run_demo(stationary_dataset(tmp_path), tmp_path / "out", emulator_host=pubsub_emulator.host,
-                       say=lambda _: None)
+    summary = run_demo(
+        stationary_dataset(tmp_path), tmp_path / "out", emulator_host=pubsub_emulator.host, say=lambda _: None
+    )
     assert summary["retrains"] == []
     assert [m["status"] for m in summary["models"]] == ["deployed"]

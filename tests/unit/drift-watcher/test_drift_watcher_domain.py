@@ -72,8 +72,14 @@ def test_report_html_is_rendered_on_request(shifted: DriftResult, stable: DriftR
 def test_result_fits_the_event_schema(shifted: DriftResult) -> None:
     """Columns and share go into DriftCheckedData as they are: JSON-serialisable and schema-valid."""
     data = {
-        "model": "rides", "dataset": "rides", "batch_id": "b1", "status": shifted.status, "rows": 150,
-        "drifted": shifted.drifted, "share": shifted.share, "threshold": shifted.threshold,
+        "model": "rides",
+        "dataset": "rides",
+        "batch_id": "b1",
+        "status": shifted.status,
+        "rows": 150,
+        "drifted": shifted.drifted,
+        "share": shifted.share,
+        "threshold": shifted.threshold,
         "columns": json.loads(json.dumps(shifted.columns)),
     }
     jsonschema.validate(data, json.loads(SCHEMA.read_text()))
@@ -125,7 +131,9 @@ def test_absent_column_is_an_error_entry(reference: pd.DataFrame) -> None:
     """A requested column missing from the window is reported as error, not raised."""
     result = check_drift(reference, frame(150, seed=9).drop(columns="weather"), ["temp", "weather"], 0.5)
     assert column(result, "weather") == {
-        "name": "weather", "status": "error", "note": "column absent from the current window",
+        "name": "weather",
+        "status": "error",
+        "note": "column absent from the current window",
     }
 
 
@@ -166,7 +174,11 @@ def test_performance_with_zero_baseline_has_no_ratio() -> None:
 def test_performance_scores_classification_by_log_loss() -> None:
     """Classification uses log loss on class probabilities in the model's class order."""
     result = performance(
-        "classification", ["no", "yes"], [[0.9, 0.1], [0.2, 0.8]], baseline=0.1, ratio_threshold=1.5,
+        "classification",
+        ["no", "yes"],
+        [[0.9, 0.1], [0.2, 0.8]],
+        baseline=0.1,
+        ratio_threshold=1.5,
         labels=["no", "yes"],
     )
     assert result["metric"] == "log_loss" and result["degraded"]

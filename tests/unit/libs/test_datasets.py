@@ -161,7 +161,13 @@ def test_infer_columns_maps_dtypes() -> None:
         }
     )
     assert infer_columns(frame, "ts") == {
-        "ts": "timestamp", "i": "int", "f": "float", "s": "string", "b": "bool", "d": "timestamp", "cat": "string",
+        "ts": "timestamp",
+        "i": "int",
+        "f": "float",
+        "s": "string",
+        "b": "bool",
+        "d": "timestamp",
+        "cat": "string",
     }
 
 

@@ -25,8 +25,14 @@ def synthetic_spec(**overrides: object) -> DatasetSpec:
         "drop": ["row_id"],
         "sensitive": {"email": "drop", "city": "mask"},
         "columns": {
-            "row_id": "int", "when": "timestamp", "amount": "float", "count": "int", "city": "string",
-            "member": "bool", "email": "string", "label": "string",
+            "row_id": "int",
+            "when": "timestamp",
+            "amount": "float",
+            "count": "int",
+            "city": "string",
+            "member": "bool",
+            "email": "string",
+            "label": "string",
         },
     }
     return DatasetSpec.model_validate({**fields, **overrides})

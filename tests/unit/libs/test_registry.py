@@ -97,7 +97,9 @@ def test_no_champion_before_promotion(registry: ModelRegistry) -> None:
     """A model without promotion has no champion, endpoint or history."""
     registry.register("bikeshare", "v1", b"a", **FIELDS)
     assert (registry.champion("bikeshare"), registry.endpoint("bikeshare"), registry.history("bikeshare")) == (
-        None, None, [],
+        None,
+        None,
+        [],
     )
 
 

@@ -30,7 +30,10 @@ def bus(catalog: Catalog) -> MemoryBus:
 
 def arrived(catalog: Catalog, event_id: str = "e-1") -> CloudEvent:
     return make_event(
-        catalog["dataset.v1.arrived"], example("dataset.v1.arrived"), source="/tests", subject="dataset/bikeshare",
+        catalog["dataset.v1.arrived"],
+        example("dataset.v1.arrived"),
+        source="/tests",
+        subject="dataset/bikeshare",
         event_id=event_id,
     )
 

@@ -21,8 +21,12 @@ def test_inline_frame_becomes_json_records(catalog: Catalog) -> None:
 def test_reference_batch_carries_uri_and_generation(catalog: Catalog) -> None:
     """A large batch travels by reference (claim check) with its object generation."""
     event = arrived_event(catalog, "bikeshare", "b-1", uri="gs://landing/b-1.parquet", generation="17")
-    assert event.get_data() == {"dataset": "bikeshare", "batch_id": "b-1", "uri": "gs://landing/b-1.parquet",
-                                "generation": "17"}
+    assert event.get_data() == {
+        "dataset": "bikeshare",
+        "batch_id": "b-1",
+        "uri": "gs://landing/b-1.parquet",
+        "generation": "17",
+    }
 
 
 def test_same_batch_gets_the_same_event_id(catalog: Catalog) -> None:

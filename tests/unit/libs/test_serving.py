@@ -56,8 +56,13 @@ def make_spec(task: str) -> DatasetSpec:
     frame = training_frame()
     target, other = ("demand", "busy") if task == "regression" else ("busy", "demand")
     return DatasetSpec(
-        name="demo", timestamp="timestamp", target=target, task=task, drop=[other],  # type: ignore[arg-type]
-        sensitive={"secret": "drop"}, columns=infer_columns(frame, "timestamp"),
+        name="demo",
+        timestamp="timestamp",
+        target=target,
+        task=task,
+        drop=[other],  # type: ignore[arg-type]
+        sensitive={"secret": "drop"},
+        columns=infer_columns(frame, "timestamp"),
     )
 
 
@@ -149,7 +154,10 @@ def start_server(artifact_uri: str, version: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
         [sys.executable, "-m", "aikube.serving", "--artifact-uri", artifact_uri, "--version", version, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 

@@ -65,7 +65,9 @@ def test_materialize_stores_a_query_over_another_table(warehouse: DuckDBWarehous
     warehouse.append("raw", frame([1, 2], "a"), partition="b1")
     warehouse.append("raw", frame([5], "b"), partition="b2")
     rows = warehouse.materialize(
-        "totals", "SELECT label, sum(v) AS total FROM raw WHERE _partition = $p GROUP BY label", partition="s1",
+        "totals",
+        "SELECT label, sum(v) AS total FROM raw WHERE _partition = $p GROUP BY label",
+        partition="s1",
         params={"p": "b1"},
     )
     assert rows == 1
@@ -141,4 +143,3 @@ def test_two_warehouses_share_a_root(tmp_path: Path) -> None:
     """Writes by one instance (process) are read by another on the same root."""
     DuckDBWarehouse(tmp_path).append("raw", frame([4]), partition="b1")
     assert DuckDBWarehouse(tmp_path).query("SELECT v FROM raw")["v"].tolist() == [4]
-

@@ -20,8 +20,12 @@ def window(day: int) -> dict[str, datetime]:
 def deployed_state(**changes: object) -> ModelState:
     """A model trained on data up to day 28, with plenty of new rows and nothing in flight."""
     base = ModelState(
-        has_model=True, rows_total=1000, rows_since_training=500, first_seen=T0,
-        last_window_end=T0 + 40 * DAY, last_training_end=T0 + 28 * DAY,
+        has_model=True,
+        rows_total=1000,
+        rows_since_training=500,
+        first_seen=T0,
+        last_window_end=T0 + 40 * DAY,
+        last_training_end=T0 + 28 * DAY,
     )
     return base.model_copy(update=changes)
 

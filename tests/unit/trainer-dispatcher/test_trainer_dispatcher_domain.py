@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from aikube.datasets import DatasetSpec
 from aikube.features import compute_features
 from aikube.serving import Predictor, make_artifact
-from trainer_dispatcher.domain import TrainResult, TrainingError, job_name, model_version, train
+from trainer_dispatcher.domain import TrainingError, TrainResult, job_name, model_version, train
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FEATURES = {"ts": "timestamp", "temp": "float", "weather": "string"}
@@ -131,7 +131,7 @@ def test_model_beats_the_mean_on_the_holdout() -> None:
     spec = spec_for()
     features = features_of(spec, raw_rows(400))
     result = train(spec, features)
-    holdout = features.iloc[-result.holdout_rows:]["riders"]
+    holdout = features.iloc[-result.holdout_rows :]["riders"]
     naive = float((holdout - features.iloc[: result.rows]["riders"].mean()).abs().mean())
     assert result.metric == "mae" and result.metrics["mae"] < naive / 2
 
@@ -182,9 +182,7 @@ def test_classifier_scores_log_loss_and_predicts_probabilities() -> None:
     assert result.metric == "log_loss" and np.allclose(probabilities.sum(axis=1), 1.0)
 
 
-def test_artifact_serves_the_same_predictions(
-    trained: TrainResult, raw: pd.DataFrame, features: pd.DataFrame
-) -> None:
+def test_artifact_serves_the_same_predictions(trained: TrainResult, raw: pd.DataFrame, features: pd.DataFrame) -> None:
     """The artifact loads in the Predictor and predicts from raw records exactly as the fitted pipeline."""
     predictor = Predictor.from_artifact(make_artifact(trained.pipeline, spec_for()))
     records = raw.drop(columns="riders").head(5).assign(ts=lambda f: f["ts"].astype(str)).to_dict("records")

@@ -19,7 +19,7 @@ def open_store(uri: str) -> ObjectStore:
 
 
 def open_warehouse(uri: str) -> Warehouse:
-    """`duckdb:///folder` → embedded DuckDB over Parquet. (`bigquery://project/dataset` arrives with the GCP backend.)"""
+    """`duckdb:///folder` → embedded DuckDB over Parquet (`bigquery://project/dataset` comes with the GCP backend)."""
     parsed = urlparse(uri)
     if parsed.scheme == "duckdb":
         return DuckDBWarehouse(Path(parsed.path))

@@ -204,9 +204,7 @@ class PubSubBus:
                     "ack_ids": [m.ack_id for m in received],
                 }
             )
-        return [
-            PulledMessage(bytes(m.message.data), dict(m.message.attributes), m.delivery_attempt) for m in received
-        ]
+        return [PulledMessage(bytes(m.message.data), dict(m.message.attributes), m.delivery_attempt) for m in received]
 
     def close(self) -> None:
         """Flush pending publishes and close both clients."""

@@ -58,7 +58,13 @@ class EventSpec:
         """events/examples/<resource>/v<N>/<Name>Data-<case>.json (cases: minimal, full)."""
         version_dir = self.schema_file.parent
         events_dir = version_dir.parents[2]
-        return events_dir / "examples" / version_dir.parent.name / version_dir.name / f"{self.schema_file.stem}-{case}.json"
+        return (
+            events_dir
+            / "examples"
+            / version_dir.parent.name
+            / version_dir.name
+            / f"{self.schema_file.stem}-{case}.json"
+        )
 
     def example(self, case: str = "minimal") -> dict[str, Any]:
         """An example payload of this type."""

@@ -225,9 +225,7 @@ def _new_event(attributes: dict[str, Any], data: Any, *, prefix: str) -> CloudEv
     try:
         return CloudEvent(attributes, data)
     except CloudEventValidationError as exc:
-        problems = "; ".join(
-            f"{prefix}{name}: {error}" for name, errors in exc.errors.items() for error in errors
-        )
+        problems = "; ".join(f"{prefix}{name}: {error}" for name, errors in exc.errors.items() for error in errors)
         raise CodecError(f"invalid attribute {problems}") from exc
 
 

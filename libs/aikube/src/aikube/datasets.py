@@ -143,8 +143,12 @@ class DatasetSpec(BaseModel):
                 raise ValueError(f"column {role!r} is the timestamp or target: it cannot be dropped or sensitive")
         if not self.columns:
             return self  # nothing declared yet to check against
-        named = {"timestamp": [self.timestamp], "target": [self.target], "drop": self.drop,
-                 "sensitive": list(self.sensitive)}
+        named = {
+            "timestamp": [self.timestamp],
+            "target": [self.target],
+            "drop": self.drop,
+            "sensitive": list(self.sensitive),
+        }
         for field, names in named.items():
             unknown = [name for name in names if name not in self.columns]
             if unknown:
@@ -186,8 +190,7 @@ class DatasetSpec(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}"
-                for error in exc.errors()
+                f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}" for error in exc.errors()
             )
             raise ValueError(f"{path}: invalid dataset spec: {problems}") from exc
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,19 @@ class LocalServing:
                 if process.poll() is None and self._healthy(endpoint):
                     return endpoint
             process = subprocess.Popen(
-                [sys.executable, "-m", "aikube.serving", "--artifact-uri", artifact_uri, "--version", version,
-                 "--port", "0"],
+                [
+                    sys.executable,
+                    "-m",
+                    "aikube.serving",
+                    "--artifact-uri",
+                    artifact_uri,
+                    "--version",
+                    version,
+                    "--port",
+                    "0",
+                ],
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
             )
             try:
@@ -73,21 +83,29 @@ class LocalServing:
             return endpoint
 
     def _await_ready(self, process: subprocess.Popen[str]) -> str:
+        """Wait for the server's ready line; keep draining its output into the log so its pipe never fills."""
         ready: dict[str, object] = {}
+        started = threading.Event()
+        recent: deque[str] = deque(maxlen=20)
 
-        def read_ready_line() -> None:
+        def read_output() -> None:
             assert process.stdout is not None
-            line = process.stdout.readline()
-            if line.strip():
-                ready.update(json.loads(line))
+            for line in process.stdout:
+                if not started.is_set() and line.startswith("{"):
+                    ready.update(json.loads(line))
+                    started.set()
+                elif line.strip():
+                    recent.append(line.strip())
+                    log.info("model server: %s", line.strip())
+            process.stdout.close()  # EOF: the process has exited
+            started.set()
 
-        reader = threading.Thread(target=read_ready_line, daemon=True)
-        reader.start()
-        reader.join(self.startup_timeout_s)
+        threading.Thread(target=read_output, daemon=True).start()
+        started.wait(self.startup_timeout_s)
         if ready.get("status") != "ready":
             _stop(process)
-            error = process.stderr.read().strip().splitlines()[-1:] if process.stderr else []
-            raise RolloutFailed(f"model server did not start in {self.startup_timeout_s:.0f}s: {' '.join(error)}")
+            detail = recent[-1] if recent else f"exit code {process.poll()}"
+            raise RolloutFailed(f"model server did not start in {self.startup_timeout_s:.0f}s: {detail}")
         return f"http://{ready['host']}:{ready['port']}"
 
     def _healthy(self, endpoint: str) -> bool:

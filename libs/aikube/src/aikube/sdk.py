@@ -60,7 +60,9 @@ def arrived_event(
     if records is not None:
         data["records"] = records_of(records)
         if len(json.dumps(data["records"])) > MAX_INLINE_BYTES:
-            raise BatchError(f"inline batch is over {MAX_INLINE_BYTES // 2**20} MiB: write it to a file and send its uri")
+            raise BatchError(
+                f"inline batch is over {MAX_INLINE_BYTES // 2**20} MiB: write it to a file and send its uri"
+            )
     else:
         data["uri"] = uri
         if generation:

@@ -150,9 +150,7 @@ class DuckDBWarehouse:
         return connection
 
     @staticmethod
-    def _run(
-        connection: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None
-    ) -> duckdb.DuckDBPyRelation:
+    def _run(connection: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> duckdb.DuckDBPyRelation:
         try:
             return connection.sql(sql, params=params or None)
         except duckdb.CatalogException as exc:

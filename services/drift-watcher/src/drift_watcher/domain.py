@@ -96,8 +96,7 @@ def _column_verdicts(snapshot: Any) -> dict[str, tuple[dict[str, Any], bool]]:
     """Per column: (method, score and threshold; whether Evidently's drift test failed)."""
     content = snapshot.dict()
     failed = {
-        test["metric_config"]["metric_id"]: str(test["status"]).upper().endswith("FAIL")
-        for test in content["tests"]
+        test["metric_config"]["metric_id"]: str(test["status"]).upper().endswith("FAIL") for test in content["tests"]
     }
     verdicts: dict[str, tuple[dict[str, Any], bool]] = {}
     for metric in content["metrics"]:
@@ -152,13 +151,15 @@ def check_drift(
     prepared_reference: dict[str, pd.Series] = {}
     prepared_current: dict[str, pd.Series] = {}
     for name in columns:
-        sides = [side for side, frame in (("reference", reference), ("current window", current))
-                 if name not in frame.columns]
+        sides = [
+            side for side, frame in (("reference", reference), ("current window", current)) if name not in frame.columns
+        ]
         if sides:
             entries[name] = {"name": name, "status": "error", "note": f"column absent from the {' and '.join(sides)}"}
             continue
-        empty = [side for side, frame in (("reference", reference), ("current window", current))
-                 if frame[name].isna().all()]
+        empty = [
+            side for side, frame in (("reference", reference), ("current window", current)) if frame[name].isna().all()
+        ]
         if empty:
             note = f"no values in the {' and '.join(empty)}: not tested, not counted in the share"
             entries[name] = {"name": name, "status": "all_missing", "note": note}

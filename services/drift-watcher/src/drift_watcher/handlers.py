@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from aikube.datasets import DatasetCatalog
+from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.runtime import Router
@@ -56,10 +56,13 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
     champion = deps.registry.champion(model)
     if champion is None:
         return [_checked(checked, status="no_reference", drifted=False)]
+    if data["rows"] == 0:
+        return [_checked({**checked, "model_version": champion.version}, status="empty_window", drifted=False)]
     current = _rows(deps.warehouse, data["table"], f"{PARTITION_COLUMN} = $batch", {"batch": batch_id})
     reference = _reference(deps.warehouse, data["table"], spec.timestamp, champion)
-    columns = list(spec.drift.columns or data["feature_columns"])
-    result = domain.check_drift(reference, current, columns, spec.drift.share)
+    result = domain.check_drift(
+        reference, current, list(spec.drift.columns or data["feature_columns"]), spec.drift.share
+    )
     checked.update(
         model_version=champion.version,
         share=result.share,
@@ -68,14 +71,10 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
         status=result.status,
     )
     kinds = ["data"] if result.drifted else []
-    if result.status == "checked" and spec.target in current and current[spec.target].notna().any():
-        labelled = current[current[spec.target].notna()]
-        prediction = deps.predictor(champion).predict(labelled)
-        performance = domain.performance(
-            spec.task, labelled[spec.target], prediction, champion.metrics[champion.metric], spec.drift.performance_ratio
-        )
+    if result.status == "checked" and (performance := _performance(spec, champion, current, deps)):
         checked["performance"] = performance
         kinds += ["performance"] if performance["degraded"] else []
+
     prefix = f"reports/drift/{model}/{batch_id}"
     if result.report_html:
         checked["report_uri"] = deps.store.put_bytes(f"{prefix}.html", result.report_html.encode())
@@ -84,24 +83,28 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
     deps.store.put_json(f"{prefix}.json", emits[0].data)
     if kinds:
         detected = {
-            "model": model,
-            "dataset": name,
-            "batch_id": batch_id,
+            **{k: checked[k] for k in ("model", "dataset", "batch_id", "rows", "model_version", "share")},
+            **{k: checked[k] for k in ("window", "report_uri") if k in checked},
             "kinds": kinds,
-            "share": result.share,
             "drifted_columns": result.drifted_columns,  # with drifted unseen_categories columns, as the share counts
-            "model_version": champion.version,
-            "rows": data["rows"],
         }
-        for optional in ("window", "report_uri"):
-            if optional in checked:
-                detected[optional] = checked[optional]
         emits.append(Emit("drift.v1.detected", detected, subject=model_subject(model)))
     return emits
 
 
+def _performance(spec: DatasetSpec, champion: ModelVersion, current: pd.DataFrame, deps: Deps) -> dict[str, Any] | None:
+    """The champion's error on the window's labelled rows against its holdout error (None without labels)."""
+    if spec.target not in current or current[spec.target].isna().all():
+        return None
+    labelled = current[current[spec.target].notna()]
+    prediction = deps.predictor(champion).predict(labelled)
+    baseline = champion.metrics[champion.metric]
+    return domain.performance(spec.task, labelled[spec.target], prediction, baseline, spec.drift.performance_ratio)
+
+
 def _checked(data: dict[str, Any], *, status: str, drifted: bool) -> Emit:
-    return Emit("drift.v1.checked", {**data, "status": status, "drifted": drifted}, subject=model_subject(data["model"]))
+    checked = {**data, "status": status, "drifted": drifted}
+    return Emit("drift.v1.checked", checked, subject=model_subject(data["model"]))
 
 
 def _rows(warehouse: Warehouse, table: str, where: str, params: dict[str, Any]) -> pd.DataFrame:

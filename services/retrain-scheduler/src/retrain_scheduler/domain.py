@@ -75,7 +75,10 @@ def request_id_for(trigger: Trigger, end: datetime) -> str:
 def _request(trigger: Trigger, end: datetime, span: str) -> Decision:
     window = {"start": end - _duration(span), "end": end}
     return Decision(
-        decision="requested", reason=trigger, trigger=trigger, train_window=window,
+        decision="requested",
+        reason=trigger,
+        trigger=trigger,
+        train_window=window,
         request_id=request_id_for(trigger, end),
     )
 
@@ -189,9 +192,7 @@ def decide(
     return decision, seen.model_copy(update=requested)
 
 
-def on_training_finished(
-    state: ModelState, request_id: str, deployed: bool, window_end: datetime | str
-) -> ModelState:
+def on_training_finished(state: ModelState, request_id: str, deployed: bool, window_end: datetime | str) -> ModelState:
     """Record the outcome of a training request (deployed, rejected by the gate, or failed).
 
     The in-flight slot is released only by its own request. A deployment is a fact whoever asked for it:

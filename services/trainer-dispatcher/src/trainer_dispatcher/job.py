@@ -47,7 +47,7 @@ def train_and_register(settings: JobSettings) -> str:
     spec = DatasetCatalog(store).get(request["dataset"])
     window = request["train_window"]
     features = open_warehouse(settings.warehouse).query(
-        f'SELECT * FROM {request["features_table"]} '
+        f"SELECT * FROM {request['features_table']} "
         f'WHERE "{spec.timestamp}" >= CAST($start AS TIMESTAMP) AND "{spec.timestamp}" < CAST($end AS TIMESTAMP)',
         {"start": window["start"], "end": window["end"]},
     )
@@ -84,7 +84,10 @@ def main() -> int:
         print(f"training job: {exc}", file=sys.stderr)
         return 2
     setup_tracing(
-        "trainer-job", exporter=settings.trace_exporter, trace_dir=settings.trace_dir, otlp_endpoint=None  # type: ignore[arg-type]
+        "trainer-job",
+        exporter=settings.trace_exporter,
+        trace_dir=settings.trace_dir,
+        otlp_endpoint=None,  # type: ignore[arg-type]
     )
     parent = context_from({"traceparent": os.environ.get("TRACEPARENT", "")})
     request = settings.training_request

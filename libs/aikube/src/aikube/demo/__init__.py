@@ -86,8 +86,12 @@ def run_demo(
 
 
 def _progress_line(index: int, total: int, scored: BatchScore) -> str:
-    error = "" if scored.served_error is None else f"  served {scored.served_error:7.2f}  static {scored.static_error:7.2f}"
-    return f"[{index:>3}/{total}] {scored.start[:10]}  {scored.rows:>4} rows{error}  → {scored.decision}: {scored.reason}"
+    error = (
+        "" if scored.served_error is None else f"  served {scored.served_error:7.2f}  static {scored.static_error:7.2f}"
+    )
+    return (
+        f"[{index:>3}/{total}] {scored.start[:10]}  {scored.rows:>4} rows{error}  → {scored.decision}: {scored.reason}"
+    )
 
 
 def _closing(summary: dict[str, Any], out: Path, seconds: float) -> str:

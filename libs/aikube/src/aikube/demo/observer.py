@@ -49,7 +49,9 @@ class Observer:
         with self._changed:
             return next((event for key, event in self.events if match(key, _data(event))), None)
 
-    def wait_for(self, match: Match, timeout_s: float, what: str, alive: Callable[[], None] = lambda: None) -> CloudEvent:
+    def wait_for(
+        self, match: Match, timeout_s: float, what: str, alive: Callable[[], None] = lambda: None
+    ) -> CloudEvent:
         """The first event that matches, waiting for it.
 
         Args:

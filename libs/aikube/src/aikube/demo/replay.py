@@ -115,7 +115,7 @@ def replay(
             spec.name, batch.batch_id, records=batch.rows, window=(iso_utc(batch.start), iso_utc(batch.end))
         )
         decided = observer.wait_for(
-            lambda key, data: key == "retrain.v1.decided" and data.get("batch_id") == batch.batch_id,
+            lambda key, data, batch_id=batch.batch_id: key == "retrain.v1.decided" and data.get("batch_id") == batch_id,
             timeout_s,
             f"retrain decision for batch {batch.batch_id}",
             alive,
@@ -125,7 +125,7 @@ def replay(
         if decided["decision"] == "requested":
             request_id = decided["request_id"]
             observer.wait_for(
-                lambda key, data: key in OUTCOMES and data.get("request_id") == request_id,
+                lambda key, data, request_id=request_id: key in OUTCOMES and data.get("request_id") == request_id,
                 timeout_s,
                 f"outcome of training request {request_id}",
                 alive,

@@ -66,8 +66,8 @@ def summarize(
                 "trigger_event_id": data.get("trigger_id", ""),
                 "trace_id": trace_id_of(event),
                 "model_version": model.get("version"),
-                "outcome": model.get("status") or ("failed: " + failures[data["request_id"]]
-                                                   if data["request_id"] in failures else "pending"),
+                "outcome": model.get("status")
+                or ("failed: " + failures[data["request_id"]] if data["request_id"] in failures else "pending"),
             }
         )
     checks = [
@@ -95,8 +95,10 @@ def summarize(
         "decisions": dict(decisions.most_common()),
         "online_metric": {
             "name": primary_metric(spec.task),
-            "deployed": sum(s.served_error * w for s, w in zip(scored, weights)) / total if scored else None,
-            "static": sum(s.static_error * w for s, w in zip(scored, weights)) / total if scored else None,
+            "deployed": sum(s.served_error * w for s, w in zip(scored, weights, strict=True)) / total
+            if scored
+            else None,
+            "static": sum(s.static_error * w for s, w in zip(scored, weights, strict=True)) / total if scored else None,
             "batches_scored": len(scored),
             "rows_scored": sum(weights),
         },
@@ -120,10 +122,14 @@ def plot_timeline(summary: dict[str, Any], path: Path) -> None:
         axes.plot(when, [t["static_error"] for t in timeline], color="tab:gray", label="static (trained once)")
         axes.plot(when, [t["served_error"] for t in timeline], color="tab:blue", label="served (AIkube loop)")
         switches = [
-            pd.Timestamp(t["start"]) for prev, t in zip(timeline, timeline[1:]) if t["served_version"] != prev["served_version"]
+            pd.Timestamp(t["start"])
+            for prev, t in zip(timeline, timeline[1:], strict=False)
+            if t["served_version"] != prev["served_version"]
         ]
         for i, moment in enumerate(switches):
-            axes.axvline(moment, color="tab:red", linestyle="--", alpha=0.6, label="new model serving" if i == 0 else None)
+            axes.axvline(
+                moment, color="tab:red", linestyle="--", alpha=0.6, label="new model serving" if i == 0 else None
+            )
     metric = summary["online_metric"]
     axes.set_title(
         f"{summary['dataset']}: online {metric['name']} per batch — served {_fmt(metric['deployed'])}"

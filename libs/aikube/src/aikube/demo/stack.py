@@ -119,7 +119,9 @@ class Stack:
                     waiting.discard(service)
             time.sleep(0.2)
         if waiting:
-            raise RuntimeError(f"services not ready after {timeout_s:.0f}s: {sorted(waiting)} (see {self.workspace.logs})")
+            raise RuntimeError(
+                f"services not ready after {timeout_s:.0f}s: {sorted(waiting)} (see {self.workspace.logs})"
+            )
 
     def check_alive(self, service: str | None = None) -> None:
         """Raise if a service process has exited, with the end of its log."""

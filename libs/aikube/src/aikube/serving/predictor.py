@@ -61,7 +61,7 @@ class Predictor:
 
     @property
     def task(self) -> str:
-        """"regression" or "classification"."""
+        """ "regression" or "classification"."""
         return self._spec.task
 
     @property
