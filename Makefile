@@ -7,7 +7,7 @@ SERVICES := ingestor feature-builder drift-watcher retrain-scheduler trainer-dis
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast test-emulator bench clean
+.PHONY: help setup demo test test-fast test-emulator lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ $(STAMP): constraints.txt libs/aikube/pyproject.toml $(foreach s,$(SERVICES),ser
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e libs/aikube $(foreach s,$(SERVICES),-e services/$(s)) \
-		pytest pytest-timeout
+		pytest pytest-timeout ruff
 	touch $(STAMP)
 
 demo: setup ## run the whole loop on the Capital Bikeshare 2011 data (out/demo)
@@ -32,6 +32,10 @@ test-fast: setup ## the quick loop: no emulator, no end-to-end
 
 test-emulator: setup ## only the tests against the real Pub/Sub emulator
 	$(BIN)/pytest -m "emulator or e2e"
+
+lint: setup ## ruff: lint and formatting check
+	$(BIN)/ruff check libs services tests benchmarks
+	$(BIN)/ruff format --check libs services tests benchmarks
 
 bench: setup ## bus throughput vs the plain google-cloud-pubsub client, on the emulator
 	$(BIN)/python benchmarks/bus_throughput.py
