@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from aikube.bus import subscriptions_of
 from aikube.catalog import Catalog
 from aikube.datasets import DatasetCatalog, DatasetSpec, infer_columns, read_table
@@ -56,33 +58,45 @@ def run_demo(
 
     say(f"AIkube demo: {spec.name}, {len(frame):,} rows, batches of {spec.batch}; state and logs in {out}")
     setup_tracing("aikube-demo", exporter="file", trace_dir=workspace.traces)
-    with Stack(workspace, catalog, emulator_host=emulator_host) as stack:
-        stack.start()
-        say(f"Pub/Sub emulator on {stack.emulator_host}; six services ready ({time.monotonic() - started:.0f}s)")
-        assert stack.bus is not None
-        observer = Observer(stack.bus)
-        source = DataSource(stack.project_id, catalog=catalog, bus=stack.bus)
-        try:
-            scores = replay(
-                spec,
-                frame,
-                source,
-                observer,
-                Scorer(spec, ModelRegistry(store)),
-                alive=stack.check_alive,
-                progress=lambda i, n, s: say(_progress_line(i, n, s)),
-                max_batches=max_batches,
-            )
-            dead_letters = sum(
-                len(stack.bus.pull(sub.dead_letter_topic, timeout=2)) for sub in subscriptions_of(catalog)
-            )
-            summary = report.summarize(spec, len(frame), scores, observer, dead_letters)
-        finally:
-            observer.close()
-    shutdown_tracing()
+    try:
+        with Stack(workspace, catalog, emulator_host=emulator_host) as stack:
+            stack.start()
+            say(f"Pub/Sub emulator on {stack.emulator_host}; six services ready ({time.monotonic() - started:.0f}s)")
+            summary = _replay_on(stack, spec, frame, store, max_batches, say)
+    finally:
+        shutdown_tracing()
     report.write(summary, out)
     say(_closing(summary, out, time.monotonic() - started))
     return summary
+
+
+def _replay_on(
+    stack: Stack,
+    spec: DatasetSpec,
+    frame: pd.DataFrame,
+    store: LocalObjectStore,
+    max_batches: int | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    assert stack.bus is not None
+    observer = Observer(stack.bus)
+    try:
+        scores = replay(
+            spec,
+            frame,
+            DataSource(stack.project_id, catalog=stack.catalog, bus=stack.bus),
+            observer,
+            Scorer(spec, ModelRegistry(store)),
+            alive=stack.check_alive,
+            progress=lambda i, n, s: say(_progress_line(i, n, s)),
+            max_batches=max_batches,
+        )
+        dead_letters = sum(
+            len(stack.bus.pull(sub.dead_letter_topic, timeout=2)) for sub in subscriptions_of(stack.catalog)
+        )
+        return report.summarize(spec, len(frame), scores, observer, dead_letters)
+    finally:
+        observer.close()
 
 
 def _progress_line(index: int, total: int, scored: BatchScore) -> str:
