@@ -18,7 +18,7 @@ $(STAMP): constraints.txt libs/aikube/pyproject.toml $(foreach s,$(SERVICES),ser
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e libs/aikube $(foreach s,$(SERVICES),-e services/$(s)) \
-		pytest pytest-timeout ruff
+		pytest pytest-timeout ruff kubernetes-validate
 	touch $(STAMP)
 
 demo: setup ## run the whole loop on the Capital Bikeshare 2011 data (out/demo)

@@ -156,3 +156,29 @@ def test_serving_path_equals_warehouse_path(tmp_path: Path) -> None:
     stored = warehouse.query("SELECT * EXCLUDE (_partition) FROM features ORDER BY amount")
     served = compute_features(spec, frame).sort_values("amount").reset_index(drop=True)
     pd.testing.assert_frame_equal(stored, served)
+
+
+def test_bigquery_dialect_quotes_types_and_calendar() -> None:
+    """The BigQuery dialect uses backticks, INT64/FLOAT64/STRING/BOOL and DAYOFWEEK - 1 (so 0 = Sunday)."""
+    sql = feature_sql(synthetic_spec(), "raw", where="_partition = $p", dialect="bigquery")
+    timestamp = "CAST(`when` AS TIMESTAMP)"
+    assert sql.startswith(f"SELECT {timestamp} AS `when`, EXTRACT(HOUR FROM {timestamp}) AS `hour`, ")
+    assert f"(EXTRACT(DAYOFWEEK FROM {timestamp}) - 1) AS `day_of_week`" in sql
+    assert f"EXTRACT(MONTH FROM {timestamp}) AS `month`" in sql
+    for column, sql_type in [("amount", "FLOAT64"), ("count", "INT64"), ("city", "STRING"), ("member", "BOOL")]:
+        assert f"CAST(`{column}` AS {sql_type}) AS `{column}`" in sql
+    assert sql.endswith("FROM `raw` WHERE _partition = $p")
+    assert '"' not in sql
+
+
+def test_duckdb_is_the_default_dialect() -> None:
+    """Without a dialect, feature_sql is DuckDB's (the serving path runs it in-process)."""
+    spec = synthetic_spec()
+    assert feature_sql(spec, "raw") == feature_sql(spec, "raw", dialect="duckdb")
+    assert 'EXTRACT(dow FROM CAST("when" AS TIMESTAMP)) AS "day_of_week"' in feature_sql(spec, "raw")
+
+
+def test_unknown_dialect_is_rejected() -> None:
+    """A dialect other than duckdb and bigquery is a ValueError naming it."""
+    with pytest.raises(ValueError, match="postgres"):
+        feature_sql(synthetic_spec(), "raw", dialect="postgres")

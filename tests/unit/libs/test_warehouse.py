@@ -22,8 +22,9 @@ def frame(values: list[int], label: str = "x") -> pd.DataFrame:
 
 
 def test_is_a_warehouse(warehouse: DuckDBWarehouse) -> None:
-    """DuckDBWarehouse satisfies the Warehouse protocol."""
+    """DuckDBWarehouse satisfies the Warehouse protocol and says which SQL it speaks."""
     assert isinstance(warehouse, Warehouse)
+    assert warehouse.dialect == "duckdb"
 
 
 def test_append_returns_rows_and_stores_the_partition_column(warehouse: DuckDBWarehouse) -> None:

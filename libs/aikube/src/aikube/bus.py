@@ -179,11 +179,16 @@ class PubSubBus:
         """Streaming pull with flow control: at most `max_messages` outstanding, which bounds memory.
 
         Callbacks run on the client's thread pool; on shutdown the pull waits for running callbacks.
+        Leases are extended in steps of the policy's ack deadline, so messages this pull held when it stopped or
+        died come back after that deadline (the client's own stream default is 60 s whatever the policy says, and
+        the emulator ignores the nacks the client sends for them once the stream has closed).
         """
         return self.subscriber.subscribe(
             self.subscription_path(subscription),
             callback,
-            flow_control=pubsub_v1.types.FlowControl(max_messages=max_messages),
+            flow_control=pubsub_v1.types.FlowControl(
+                max_messages=max_messages, max_duration_per_lease_extension=self.policy.ack_deadline_s
+            ),
             await_callbacks_on_shutdown=True,
         )
 

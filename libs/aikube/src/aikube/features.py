@@ -12,34 +12,57 @@ import duckdb
 import pandas as pd
 
 from aikube.datasets import ColumnType, DatasetSpec
-from aikube.warehouse import connect
+from aikube.warehouse import PARTITION_COLUMN, Warehouse, connect
 
-__all__ = ["CALENDAR_FEATURES", "compute_features", "feature_sql", "model_columns"]
+__all__ = ["CALENDAR_FEATURES", "DIALECTS", "compute_features", "feature_sql", "model_columns", "quote_identifier"]
 
 CALENDAR_FEATURES = ("hour", "day_of_week", "month")
 
-# --- DuckDB dialect: the only dialect-specific part (BigQuery: backticks, INT64/FLOAT64/STRING/BOOL,
-# EXTRACT(DAYOFWEEK ...) - 1 because BigQuery counts Sunday as 1).
-_SQL_TYPES: dict[ColumnType, str] = {
-    "int": "BIGINT",
-    "float": "DOUBLE",
-    "string": "VARCHAR",
-    "bool": "BOOLEAN",
-    "timestamp": "TIMESTAMP",
+# --- The only dialect-specific part: quoting, type names and calendar extraction per SQL dialect.
+# Both dialects give day_of_week 0 = Sunday: DuckDB's `dow` counts from 0 = Sunday, BigQuery's DAYOFWEEK from
+# 1 = Sunday, hence the `- 1`. Timestamps are read as UTC wall time in both.
+DIALECTS = ("duckdb", "bigquery")
+_SQL_TYPES: dict[str, dict[ColumnType, str]] = {
+    "duckdb": {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN", "timestamp": "TIMESTAMP"},
+    "bigquery": {"int": "INT64", "float": "FLOAT64", "string": "STRING", "bool": "BOOL", "timestamp": "TIMESTAMP"},
 }
-_CALENDAR_PARTS = {"hour": "hour", "day_of_week": "dow", "month": "month"}  # DuckDB dow: 0 = Sunday
+_CALENDAR_SQL: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "hour": "EXTRACT(hour FROM {ts})",
+        "day_of_week": "EXTRACT(dow FROM {ts})",
+        "month": "EXTRACT(month FROM {ts})",
+    },
+    "bigquery": {
+        "hour": "EXTRACT(HOUR FROM {ts})",
+        "day_of_week": "(EXTRACT(DAYOFWEEK FROM {ts}) - 1)",
+        "month": "EXTRACT(MONTH FROM {ts})",
+    },
+}
 
 
-def _quote(identifier: str) -> str:
+def _check_dialect(dialect: str) -> str:
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}: use one of {list(DIALECTS)}")
+    return dialect
+
+
+def quote_identifier(identifier: str, dialect: str = "duckdb") -> str:
+    """Quote a column or table name for `dialect`: "name" in DuckDB, `name` in BigQuery.
+
+    Raises:
+        ValueError: for an unknown dialect.
+    """
+    if _check_dialect(dialect) == "bigquery":
+        return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _cast(expression: str, column_type: ColumnType) -> str:
-    return f"CAST({expression} AS {_SQL_TYPES[column_type]})"
+def _cast(expression: str, column_type: ColumnType, dialect: str) -> str:
+    return f"CAST({expression} AS {_SQL_TYPES[dialect][column_type]})"
 
 
-def _calendar(timestamp: str, feature: str) -> str:
-    return f"EXTRACT({_CALENDAR_PARTS[feature]} FROM {timestamp})"
+def _calendar(timestamp: str, feature: str, dialect: str) -> str:
+    return _CALENDAR_SQL[dialect][feature].format(ts=timestamp)
 
 
 # --- end of the dialect-specific part
@@ -65,7 +88,9 @@ def model_columns(spec: DatasetSpec) -> list[str]:
     return [*CALENDAR_FEATURES, *spec.feature_columns]
 
 
-def feature_sql(spec: DatasetSpec, source: str, where: str = "", *, with_target: bool = True) -> str:
+def feature_sql(
+    spec: DatasetSpec, source: str, where: str = "", *, with_target: bool = True, dialect: str = "duckdb"
+) -> str:
     """Build the SELECT computing features from `source`.
 
     Columns: the timestamp (as TIMESTAMP, so text timestamps work), the calendar features derived from it, the
@@ -76,20 +101,26 @@ def feature_sql(spec: DatasetSpec, source: str, where: str = "", *, with_target:
         source: table (or registered frame) to read from.
         where: an optional SQL condition, e.g. "_partition = $batch".
         with_target: include the target column.
+        dialect: "duckdb" (the default, and the serving path) or "bigquery"; pass `warehouse.dialect`.
 
     Raises:
-        ValueError: when a column has the name of a calendar feature.
+        ValueError: when a column has the name of a calendar feature, or for an unknown dialect.
     """
     _check_no_clash(spec)
-    timestamp = _cast(_quote(spec.timestamp), "timestamp")
-    selected = [f"{timestamp} AS {_quote(spec.timestamp)}"]
-    selected += [f"{_calendar(timestamp, name)} AS {_quote(name)}" for name in CALENDAR_FEATURES]
+    _check_dialect(dialect)
+
+    def quote(name: str) -> str:
+        return quote_identifier(name, dialect)
+
+    timestamp = _cast(quote(spec.timestamp), "timestamp", dialect)
+    selected = [f"{timestamp} AS {quote(spec.timestamp)}"]
+    selected += [f"{_calendar(timestamp, name, dialect)} AS {quote(name)}" for name in CALENDAR_FEATURES]
     columns = spec.feature_columns + ([spec.target] if with_target else [])
     for name in columns:
         declared = spec.columns.get(name)
-        expression = _quote(name) if declared is None else _cast(_quote(name), declared)
-        selected.append(f"{expression} AS {_quote(name)}")
-    sql = "SELECT " + ", ".join(selected) + f" FROM {_quote(source)}"
+        expression = quote(name) if declared is None else _cast(quote(name), declared, dialect)
+        selected.append(f"{expression} AS {quote(name)}")
+    sql = "SELECT " + ", ".join(selected) + f" FROM {quote(source)}"
     return sql + (f" WHERE {where}" if where.strip() else "")
 
 
@@ -111,3 +142,21 @@ def compute_features(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
             return connection.sql(sql).df()
         except duckdb.Error as exc:
             raise ValueError(f"dataset {spec.name!r}: cannot compute features: {exc}") from exc
+
+
+def snapshot_rows(warehouse: Warehouse, table: str, snapshot: str) -> pd.DataFrame:
+    """The rows of one feature snapshot (a batch's partition), without the partition column."""
+    rows = warehouse.query(f"SELECT * FROM {table} WHERE {PARTITION_COLUMN} = $snapshot", {"snapshot": snapshot})
+    return rows.drop(columns=[PARTITION_COLUMN])
+
+
+def window_rows(
+    warehouse: Warehouse, spec: DatasetSpec, table: str, window: dict[str, str], *, keep_partition: bool = False
+) -> pd.DataFrame:
+    """The feature rows whose timestamp lies in the half-open data-time window [start, end)."""
+    stamp = quote_identifier(spec.timestamp, warehouse.dialect)
+    rows = warehouse.query(
+        f"SELECT * FROM {table} WHERE {stamp} >= CAST($start AS TIMESTAMP) AND {stamp} < CAST($end AS TIMESTAMP)",
+        {"start": window["start"], "end": window["end"]},
+    )
+    return rows if keep_partition else rows.drop(columns=[PARTITION_COLUMN])

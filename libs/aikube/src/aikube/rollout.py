@@ -21,7 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class RolloutFailed(RuntimeError):
-    """The new version did not come up healthy; nothing was switched."""
+    """The new version did not come up healthy; nothing was switched.
+
+    A backend that knows what serves after its rollback says so: `serving_version` (None when nothing, or when
+    unknown) and `serving_revision` (the Kubernetes Deployment revision, where there is one).
+    """
+
+    def __init__(self, message: str, *, serving_version: str | None = None, serving_revision: str | None = None):
+        super().__init__(message)
+        self.serving_version = serving_version
+        self.serving_revision = serving_revision
 
 
 class ServingBackend(Protocol):

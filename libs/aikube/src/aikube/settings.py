@@ -44,6 +44,9 @@ def load_settings(cls: type[S]) -> S:
         return cls()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"{ENV_PREFIX}{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")  # a check across fields names its variables itself
+            for err in exc.errors()
         )
         raise ConfigError(f"{cls.__name__} cannot start: {problems}") from None

@@ -1,4 +1,4 @@
-"""The warehouse: partitioned tables queried with SQL (embedded DuckDB over Parquet here, BigQuery later).
+"""The warehouse: partitioned tables queried with SQL (embedded DuckDB over Parquet here; BigQuery in bigquery.py).
 
 A table is a set of partitions (one per batch or snapshot). Writing a partition again replaces it, which makes
 every write idempotent under at-least-once delivery. Every stored row carries a `_partition` column.
@@ -45,7 +45,13 @@ class UnknownTable(LookupError):
 
 @runtime_checkable
 class Warehouse(Protocol):
-    """Partitioned tables, queried by plain table name; `$name` parameters."""
+    """Partitioned tables, queried by plain table name; `$name` parameters.
+
+    `dialect` names the SQL dialect its queries are written in ("duckdb", "bigquery"): SQL built for it, such as
+    `feature_sql(..., dialect=warehouse.dialect)`, must use that dialect's quoting, types and functions.
+    """
+
+    dialect: str
 
     def append(self, table: str, frame: pd.DataFrame, *, partition: str) -> int: ...
 
@@ -75,6 +81,8 @@ class DuckDBWarehouse:
     and write the same root without DuckDB file locks. A table whose folder holds no partition yet has no view:
     querying it raises UnknownTable, exactly like a table that was never written.
     """
+
+    dialect: str = "duckdb"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()

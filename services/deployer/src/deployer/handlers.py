@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
+from aikube.features import window_rows
 from aikube.metrics import score
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.rollout import RolloutFailed, ServingBackend
 from aikube.runtime import Router
 from aikube.serving import Predictor
 from aikube.tables import features_table, model_subject
-from aikube.warehouse import PARTITION_COLUMN, Warehouse
+from aikube.warehouse import Warehouse
 from deployer import domain
 
 router = Router()
@@ -67,17 +70,11 @@ def _deployed(
     return Emit("model.v1.deployed", deployed, subject=model_subject(candidate.model))
 
 
-def _slice(warehouse: Warehouse, spec: DatasetSpec, candidate: ModelVersion) -> Any:
+def _slice(warehouse: Warehouse, spec: DatasetSpec, candidate: ModelVersion) -> pd.DataFrame:
     """The candidate's held-back recent rows: neither model trained on them."""
-    window = candidate.holdout_window or {}
-    rows = warehouse.query(
-        f'SELECT * FROM {features_table(spec.name)} WHERE "{spec.timestamp}" >= CAST($start AS TIMESTAMP) '
-        f'AND "{spec.timestamp}" < CAST($end AS TIMESTAMP)',
-        {"start": window["start"], "end": window["end"]},
-    )
-    return rows.drop(columns=[PARTITION_COLUMN])
+    return window_rows(warehouse, spec, features_table(spec.name), candidate.holdout_window or {})
 
 
-def _score(spec: DatasetSpec, version: ModelVersion, rows: Any, deps: Deps) -> float:
+def _score(spec: DatasetSpec, version: ModelVersion, rows: pd.DataFrame, deps: Deps) -> float:
     predictor = Predictor.from_artifact(deps.registry.artifact(version.model, version.version))
     return float(score(spec.task, rows[spec.target], predictor.predict(rows)))

@@ -1,25 +1,84 @@
-"""Deployer process: `aikube-deployer` (settings from AIKUBE_* variables)."""
+"""Deployer process: `aikube-deployer` (settings from AIKUBE_* variables).
+
+Where models serve is configuration: AIKUBE_SERVING=local (model-server subprocesses, the default) or kubernetes
+(one Deployment + Service per model, configured by AIKUBE_KUBERNETES__*; RBAC in docs/kubernetes.md).
+"""
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
 
 from aikube.adapters import open_store, open_warehouse
 from aikube.app import run_service
 from aikube.datasets import DatasetCatalog
 from aikube.registry import ModelRegistry
-from aikube.rollout import LocalServing
+from aikube.rollout import LocalServing, ServingBackend
 from aikube.settings import ServiceSettings
 from deployer.handlers import Deps, router
 
 SERVICE = "deployer"
 
 
-def make_deps(settings: ServiceSettings) -> Deps:
+class ServingClusterSettings(BaseModel):
+    """Where and how model servers run on Kubernetes (AIKUBE_KUBERNETES__<FIELD>)."""
+
+    model_config = {"frozen": True}
+
+    namespace: str = "aikube"
+    image: str = ""  # the image with aikube installed (python -m aikube.serving); required with serving=kubernetes
+    service_account: str | None = None  # e.g. bound by Workload Identity to read the model artifacts
+    cpu: str = "250m"
+    memory: str = "512Mi"
+    replicas: int = Field(default=1, ge=1)
+    port: int = Field(default=8080, ge=1, le=65535)
+    rollout_timeout_s: float = Field(default=300.0, gt=0)  # also the Deployment's progressDeadlineSeconds
+    poll_s: float = Field(default=2.0, gt=0)
+    volume_claim: str | None = None  # a PersistentVolumeClaim holding a file:// store, mounted at volume_path
+    volume_path: str = "/var/lib/aikube"
+    context: str | None = None  # kubeconfig context when not running in a cluster
+
+
+class Settings(ServiceSettings):
+    serving: Literal["local", "kubernetes"] = "local"
+    kubernetes: ServingClusterSettings = ServingClusterSettings()
+
+    @model_validator(mode="after")
+    def _image_for_kubernetes(self) -> Settings:
+        if self.serving == "kubernetes" and not self.kubernetes.image:
+            raise ValueError("AIKUBE_KUBERNETES__IMAGE is required when AIKUBE_SERVING=kubernetes")
+        return self
+
+
+def make_serving(settings: Settings) -> ServingBackend:
+    if settings.serving == "local":
+        return LocalServing()
+    from aikube.k8s import KubernetesServing, Resources, load_api_client  # the client loads only when used
+
+    cluster = settings.kubernetes
+    return KubernetesServing(
+        cluster.namespace,
+        cluster.image,
+        api=load_api_client(cluster.context),
+        port=cluster.port,
+        resources=Resources(cpu=cluster.cpu, memory=cluster.memory),
+        replicas=cluster.replicas,
+        rollout_timeout_s=cluster.rollout_timeout_s,
+        poll_s=cluster.poll_s,
+        service_account=cluster.service_account,
+        volume_claim=cluster.volume_claim,
+        volume_path=cluster.volume_path,
+    )
+
+
+def make_deps(settings: Settings) -> Deps:
     store = open_store(settings.store)
-    return Deps(ModelRegistry(store), open_warehouse(settings.warehouse), DatasetCatalog(store), LocalServing())
+    return Deps(ModelRegistry(store), open_warehouse(settings.warehouse), DatasetCatalog(store), make_serving(settings))
 
 
 def main() -> None:
-    run_service(SERVICE, router, make_deps, ServiceSettings)
+    run_service(SERVICE, router, make_deps, Settings)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ import pandas as pd
 
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
+from aikube.features import snapshot_rows, window_rows
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.runtime import Router
 from aikube.serving import Predictor
 from aikube.storage import ObjectStore
 from aikube.tables import model_subject
-from aikube.warehouse import PARTITION_COLUMN, Warehouse
+from aikube.warehouse import Warehouse
 from drift_watcher import domain
 
 router = Router()
@@ -58,8 +59,9 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
         return [_checked(checked, status="no_reference", drifted=False)]
     if data["rows"] == 0:
         return [_checked({**checked, "model_version": champion.version}, status="empty_window", drifted=False)]
-    current = _rows(deps.warehouse, data["table"], f"{PARTITION_COLUMN} = $batch", {"batch": batch_id})
-    reference = _reference(deps.warehouse, data["table"], spec.timestamp, champion)
+    current = snapshot_rows(deps.warehouse, data["table"], data["snapshot"])
+    # the reference is what the champion was trained on: its training window of the feature table
+    reference = window_rows(deps.warehouse, spec, data["table"], champion.train_window or {})
     result = domain.check_drift(
         reference, current, list(spec.drift.columns or data["feature_columns"]), spec.drift.share
     )
@@ -105,18 +107,3 @@ def _performance(spec: DatasetSpec, champion: ModelVersion, current: pd.DataFram
 def _checked(data: dict[str, Any], *, status: str, drifted: bool) -> Emit:
     checked = {**data, "status": status, "drifted": drifted}
     return Emit("drift.v1.checked", checked, subject=model_subject(data["model"]))
-
-
-def _rows(warehouse: Warehouse, table: str, where: str, params: dict[str, Any]) -> pd.DataFrame:
-    return warehouse.query(f"SELECT * FROM {table} WHERE {where}", params).drop(columns=[PARTITION_COLUMN])
-
-
-def _reference(warehouse: Warehouse, table: str, timestamp: str, champion: ModelVersion) -> pd.DataFrame:
-    """The rows the champion was trained on: its training window in the feature table."""
-    window = champion.train_window or {}
-    return _rows(
-        warehouse,
-        table,
-        f'"{timestamp}" >= CAST($start AS TIMESTAMP) AND "{timestamp}" < CAST($end AS TIMESTAMP)',
-        {"start": window["start"], "end": window["end"]},
-    )

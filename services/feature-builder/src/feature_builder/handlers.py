@@ -28,7 +28,7 @@ def on_dataset_ingested(data: dict[str, Any], ctx: EventContext, deps: Deps) -> 
     spec = deps.datasets.get(name)
     rows = 0
     if data["rows_accepted"]:
-        sql = feature_sql(spec, raw_table(name), where=f"{PARTITION_COLUMN} = $batch")
+        sql = feature_sql(spec, raw_table(name), where=f"{PARTITION_COLUMN} = $batch", dialect=deps.warehouse.dialect)
         rows = deps.warehouse.materialize(features_table(name), sql, partition=batch_id, params={"batch": batch_id})
     built: dict[str, Any] = {
         "dataset": name,

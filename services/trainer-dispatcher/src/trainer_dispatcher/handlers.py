@@ -24,6 +24,10 @@ class Deps:
     registry: ModelRegistry
     executor: Executor
 
+    def close(self) -> None:
+        if close := getattr(self.executor, "close", None):  # e.g. the Kubernetes executor's API client
+            close()
+
 
 @router.handler("training.v1.requested")
 def on_training_requested(data: dict[str, Any], ctx: EventContext, deps: Deps) -> Emit:

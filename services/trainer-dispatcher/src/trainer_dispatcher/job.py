@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aikube.adapters import open_store, open_warehouse
 from aikube.datasets import DatasetCatalog
+from aikube.features import window_rows
 from aikube.registry import ModelRegistry
 from aikube.serving import make_artifact
 from aikube.settings import ENV_PREFIX, ConfigError, load_settings
@@ -45,11 +46,12 @@ def train_and_register(settings: JobSettings) -> str:
     request = settings.training_request
     store = open_store(settings.store)
     spec = DatasetCatalog(store).get(request["dataset"])
-    window = request["train_window"]
-    features = open_warehouse(settings.warehouse).query(
-        f"SELECT * FROM {request['features_table']} "
-        f'WHERE "{spec.timestamp}" >= CAST($start AS TIMESTAMP) AND "{spec.timestamp}" < CAST($end AS TIMESTAMP)',
-        {"start": window["start"], "end": window["end"]},
+    features = window_rows(
+        open_warehouse(settings.warehouse),
+        spec,
+        request["features_table"],
+        request["train_window"],
+        keep_partition=True,
     )
     snapshots = sorted(features[PARTITION_COLUMN].unique().tolist())
     result = domain.train(spec, features.drop(columns=[PARTITION_COLUMN]))

@@ -14,22 +14,23 @@ import sys
 import threading
 from types import FrameType
 
+from aikube.adapters import read_uri
 from aikube.serving.predictor import Predictor
 from aikube.serving.server import make_server
-from aikube.storage import NotFound, read_file_uri
+from aikube.storage import NotFound
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the artifact, serve until SIGTERM/SIGINT; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m aikube.serving", description="Serve one model version.")
-    parser.add_argument("--artifact-uri", required=True, help="file:// URI or path of the model artifact")
+    parser.add_argument("--artifact-uri", required=True, help="gs:// or file:// URI (or path) of the model artifact")
     parser.add_argument("--version", required=True, help="model version reported in every response")
     parser.add_argument("--port", type=int, required=True, help="port to listen on; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
 
     try:
-        predictor = Predictor.from_artifact(read_file_uri(args.artifact_uri))
+        predictor = Predictor.from_artifact(read_uri(args.artifact_uri))
     except (NotFound, ValueError) as exc:
         print(f"cannot load model artifact {args.artifact_uri}: {exc}", file=sys.stderr)
         return 2
