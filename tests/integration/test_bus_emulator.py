@@ -3,6 +3,7 @@ idempotency, graceful shutdown and one trace across three services."""
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -58,14 +59,6 @@ def pull_until(bus: PubSubBus, subscription: str, count: int, timeout: float = W
         received += bus.pull(subscription, max_messages=count - len(received), timeout=1.0)
     assert len(received) == count, f"{subscription}: {len(received)} of {count} messages in {timeout}s: {received}"
     return received
-
-
-def assert_nothing_left(bus: PubSubBus, subscription: str, window: float) -> None:
-    """No message becomes deliverable on the subscription within `window` s (longer than its ack deadline)."""
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        leftover = bus.pull(subscription, timeout=1.0)
-        assert not leftover, f"unexpected redelivery on {subscription}: {leftover}"
 
 
 class RecordingDispatcher(Dispatcher):
@@ -303,9 +296,11 @@ def test_stop_finishes_in_flight_message_and_leaves_the_rest_for_the_next_servic
         assert release.wait(WAIT_S)
         handled_by_first.append(data["batch_id"])
 
-    first, _ = start_service("ingestor", slow, max_messages=1)  # exactly one message in flight
-    # distinct subjects: no ordering key holds the others back, only flow control does
-    pubsub_bus.publish_all(arrived(catalog, batch_id, dataset=f"ds{i}") for i, batch_id in enumerate(published))
+    first, _ = start_service("ingestor", slow, max_messages=1)
+    # One subject, so one ordering key: the emulator pushes all six to the first service, which runs one and holds
+    # the rest. EMULATOR BUG: for some keys (deterministic per key, e.g. dataset/bikes, dataset/bikeshare) it never
+    # redelivers messages a closed stream held, nor later ones of that key; dataset/spine is a key it handles.
+    pubsub_bus.publish_all(arrived(catalog, batch_id, dataset="spine") for batch_id in published)
     assert in_handler.wait(WAIT_S)
 
     stopping = threading.Thread(target=first.stop)
@@ -315,16 +310,25 @@ def test_stop_finishes_in_flight_message_and_leaves_the_rest_for_the_next_servic
     release.set()
     stopping.join(timeout=WAIT_S)
     assert not stopping.is_alive()
-    assert len(handled_by_first) == 1
+    stopped_at = time.monotonic()
+    assert handled_by_first == ["b-0"]
 
-    handled_by_second: queue.Queue[str] = queue.Queue()
-    start_service("ingestor", recording_router(ARRIVED, handled_by_second))
+    handled_by_second: queue.Queue[tuple[str, int]] = queue.Queue()
+    second = Router()
+
+    @second.handler(ARRIVED)
+    def record(data: dict[str, Any], ctx: EventContext, deps: Any) -> None:
+        handled_by_second.put((data["batch_id"], ctx.delivery_attempt))
+
+    start_service("ingestor", second)
     rest = [handled_by_second.get(timeout=WAIT_S) for _ in range(len(published) - 1)]
 
-    assert Counter(handled_by_first + rest) == Counter(published)  # each once: nothing lost, nothing doubled
-    # Any unacked message (e.g. the in-flight one, had its ack been lost) would come back within the ack deadline.
-    assert_nothing_left(pubsub_bus, INGESTOR_SUB, window=fast_policy.ack_deadline_s + 2)
-    assert handled_by_second.empty()
+    assert [batch_id for batch_id, _ in rest] == published[1:]  # redelivered in order
+    assert all(attempt > 1 for _, attempt in rest)  # they had been delivered to the first service, then handed back
+    # Whatever the first service left unacked (b-0 too, had its ack been lost) is due again within the ack deadline
+    # of its last lease; nothing more may arrive by then.
+    with pytest.raises(queue.Empty):
+        handled_by_second.get(timeout=max(0.0, stopped_at + fast_policy.ack_deadline_s + 2 - time.monotonic()))
 
 
 # --- f. one trace across three services --------------------------------------------------------------------------
@@ -414,7 +418,7 @@ def test_three_hop_chain_produces_one_trace(
     ]
     assert sorted(by_name) == sorted(chain) and len(spans) == len(chain)
     assert by_name[chain[0]].parent_span_id is None
-    for parent, child in zip(chain, chain[1:]):
+    for parent, child in itertools.pairwise(chain):
         assert by_name[child].parent_span_id == by_name[parent].span_id, f"{child} is not a child of {parent}"
     # the last event carries the trace on: its traceparent points at drift-watcher's process span
     last = context_from(from_pubsub(checked.data, checked.attributes).get_attributes())

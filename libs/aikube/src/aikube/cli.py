@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
     demo.add_argument("--max-batches", type=int, help="stop after this many batches")
     demo.add_argument("--emulator", help="host:port of a running Pub/Sub emulator (default: start one)")
+    demo.add_argument(
+        "--backend",
+        choices=["local", "gcp-emulators"],
+        default="local",
+        help="objects and warehouse: a local folder + DuckDB (default), or the Cloud Storage and BigQuery stand-ins",
+    )
 
     publish = commands.add_parser("publish", help="announce a batch of a registered dataset (dataset.v1.arrived)")
     publish.add_argument("--dataset", required=True)
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from aikube.demo import run_demo
 
-    run_demo(args.dataset, args.out, max_batches=args.max_batches, emulator_host=args.emulator)
+    run_demo(args.dataset, args.out, max_batches=args.max_batches, emulator_host=args.emulator, backend=args.backend)
     return 0
 
 

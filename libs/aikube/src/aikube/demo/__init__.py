@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from aikube.adapters import open_store
 from aikube.bus import subscriptions_of
 from aikube.catalog import Catalog
 from aikube.datasets import DatasetCatalog, DatasetSpec, infer_columns, read_table
@@ -24,7 +25,7 @@ from aikube.demo.replay import BatchScore, Scorer, replay
 from aikube.demo.stack import Stack, Workspace
 from aikube.registry import ModelRegistry
 from aikube.sdk import DataSource
-from aikube.storage import LocalObjectStore
+from aikube.storage import ObjectStore
 from aikube.telemetry import setup_tracing, shutdown_tracing
 
 __all__ = ["run_demo"]
@@ -36,6 +37,7 @@ def run_demo(
     *,
     max_batches: int | None = None,
     emulator_host: str | None = None,
+    backend: str = "local",
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the loop on a dataset end to end and write summary.json, timeline.png and the traces under `out`.
@@ -52,16 +54,18 @@ def run_demo(
     for stale in ("state", "traces", "logs"):  # each run starts from nothing
         shutil.rmtree(out / stale, ignore_errors=True)
     workspace = Workspace(out).create()
-    store = LocalObjectStore(workspace.store)
-    DatasetCatalog(store).register(spec)
-    catalog = Catalog.load()
 
     say(f"AIkube demo: {spec.name}, {len(frame):,} rows, batches of {spec.batch}; state and logs in {out}")
     setup_tracing("aikube-demo", exporter="file", trace_dir=workspace.traces)
     try:
-        with Stack(workspace, catalog, emulator_host=emulator_host) as stack:
+        with Stack(workspace, Catalog.load(), emulator_host=emulator_host, backend=backend) as stack:
             stack.start()
-            say(f"Pub/Sub emulator on {stack.emulator_host}; six services ready ({time.monotonic() - started:.0f}s)")
+            say(
+                f"Pub/Sub emulator on {stack.emulator_host}; objects in {stack.store_uri}; warehouse"
+                f" {stack.warehouse_uri}; six services ready ({time.monotonic() - started:.0f}s)"
+            )
+            store = open_store(stack.store_uri)
+            DatasetCatalog(store).register(spec)
             summary = _replay_on(stack, spec, frame, store, max_batches, say)
     finally:
         shutdown_tracing()
@@ -74,7 +78,7 @@ def _replay_on(
     stack: Stack,
     spec: DatasetSpec,
     frame: pd.DataFrame,
-    store: LocalObjectStore,
+    store: ObjectStore,
     max_batches: int | None,
     say: Callable[[str], None],
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import IO
 
 from aikube.bus import PubSubBus
 from aikube.catalog import Catalog
-from aikube.emulator import PubSubEmulator, free_port
+from aikube.emulator import BigQueryEmulator, FakeGcsServer, LocalServer, PubSubEmulator, free_port
 
 # service id -> module of its entry point (the same module the container image runs)
 SERVICES = {
@@ -57,27 +57,46 @@ class Workspace:
         return self
 
 
+BACKENDS = ("local", "gcp-emulators")
+DEMO_BUCKET = "aikube-demo"
+DEMO_DATASET = "aikube_demo"
+
+
 @dataclass
 class Stack:
-    """Starts everything in order and stops everything it started, on success, failure or Ctrl-C."""
+    """Starts everything in order and stops everything it started, on success, failure or Ctrl-C.
+
+    Backends: `local` keeps objects in a folder and the warehouse in embedded DuckDB; `gcp-emulators` uses the
+    Cloud Storage and BigQuery stand-ins through the same clients as on Google Cloud. Pub/Sub is the emulator in both.
+    """
 
     workspace: Workspace
     catalog: Catalog
-    emulator_host: str | None = None  # use a running emulator instead of starting one
+    emulator_host: str | None = None  # use a running Pub/Sub emulator instead of starting one
+    backend: str = "local"
     project_id: str = field(default_factory=lambda: f"aikube-demo-{secrets.token_hex(3)}")
-    emulator: PubSubEmulator | None = None
     bus: PubSubBus | None = None
+    store_uri: str = ""
+    warehouse_uri: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     health_ports: dict[str, int] = field(default_factory=dict)
     mask_salt: str = field(default_factory=lambda: secrets.token_hex(16))
+    _servers: list[LocalServer] = field(default_factory=list)
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(self, services: dict[str, str] = SERVICES, timeout_s: float = 90.0) -> Stack:
-        """Emulator, topics and subscriptions from the catalog, then the services; returns once all are ready."""
+        """Stand-ins, topics and subscriptions from the catalog, then the services; returns once all are ready."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.emulator_host is None:
-            self.emulator = PubSubEmulator().start()
-            self.emulator_host = self.emulator.host
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.emulator_host  # this process's clients too
+            self.emulator_host = self._serve(PubSubEmulator()).env["PUBSUB_EMULATOR_HOST"]
+        self._set_env({"PUBSUB_EMULATOR_HOST": self.emulator_host})  # this process's clients too
+        if self.backend == "local":
+            self.store_uri = self.workspace.store.resolve().as_uri()
+            self.warehouse_uri = "duckdb://" + str(self.workspace.warehouse.resolve())
+        else:
+            self._start_gcp_stand_ins()
         self.bus = PubSubBus(self.project_id, self.catalog)
         self.bus.provision()
         for service, module in services.items():
@@ -85,15 +104,42 @@ class Stack:
         self._await_ready(timeout_s)
         return self
 
+    def _serve(self, server: LocalServer) -> LocalServer:
+        self._servers.append(server)
+        server.start()
+        self._set_env(server.env)
+        return server
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        """Point this process's clients at the stand-ins; stop() restores what was there."""
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _start_gcp_stand_ins(self) -> None:
+        """Cloud Storage and BigQuery stand-ins with the bucket and dataset Terraform would create."""
+        from google.cloud import storage
+
+        from aikube.bigquery import bigquery_client
+
+        self._serve(FakeGcsServer())
+        self._serve(BigQueryEmulator(self.project_id, self.workspace.root))
+        storage.Client(project=self.project_id).create_bucket(DEMO_BUCKET)
+        bigquery_client(self.project_id).create_dataset(DEMO_DATASET)
+        self.store_uri = f"gs://{DEMO_BUCKET}/{self.project_id}"
+        self.warehouse_uri = f"bigquery://{self.project_id}/{DEMO_DATASET}"
+
     def env(self, service: str) -> dict[str, str]:
         """The environment of a service process: what a Kubernetes Deployment sets, pointed at local parts."""
         port = self.health_ports.setdefault(service, free_port())
+        stand_ins = {name: value for server in self._servers for name, value in server.env.items()}
         return {
             **os.environ,
+            **stand_ins,
             "PUBSUB_EMULATOR_HOST": str(self.emulator_host),
             "AIKUBE_PROJECT_ID": self.project_id,
-            "AIKUBE_STORE": self.workspace.store.resolve().as_uri(),
-            "AIKUBE_WAREHOUSE": "duckdb://" + str(self.workspace.warehouse.resolve()),
+            "AIKUBE_STORE": self.store_uri,
+            "AIKUBE_WAREHOUSE": self.warehouse_uri,
             "AIKUBE_TRACE_EXPORTER": "file",
             "AIKUBE_TRACE_DIR": str(self.workspace.traces.resolve()),
             "AIKUBE_HEALTH_PORT": str(port),
@@ -132,7 +178,7 @@ class Stack:
                 raise RuntimeError(f"{name} exited with code {code}:\n  " + "\n  ".join(tail))
 
     def stop(self) -> None:
-        """SIGTERM every service (they finish in-flight work), then the emulator."""
+        """SIGTERM every service (they finish in-flight work), then the stand-ins."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -146,8 +192,13 @@ class Stack:
             log.close()
         if self.bus is not None:
             self.bus.close()
-        if self.emulator is not None:
-            self.emulator.stop()
+        for server in reversed(self._servers):
+            server.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __enter__(self) -> Stack:
         return self
