@@ -14,11 +14,13 @@ help: ## list the targets
 
 setup: $(STAMP) ## create .venv and install the library, the six services and the test tools (pinned)
 
-$(STAMP): constraints.txt libs/aikube/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(STAMP): constraints.txt scripts/bqemulator-constraints.txt libs/aikube/pyproject.toml \
+		$(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e libs/aikube $(foreach s,$(SERVICES),-e services/$(s)) \
-		pytest pytest-timeout ruff kubernetes-validate
+	$(BIN)/pip install --quiet -c constraints.txt -e 'libs/aikube[test,kubernetes]' \
+		$(foreach s,$(SERVICES),-e services/$(s)) pytest pytest-timeout ruff kubernetes-validate python-hcl2
+	bash scripts/bqemulator-env.sh  # the BigQuery stand-in lives in a virtualenv of its own (.cache/)
 	touch $(STAMP)
 
 demo: setup ## run the whole loop on the Capital Bikeshare 2011 data (out/demo)
@@ -28,10 +30,10 @@ test: setup ## every tier: unit, contract, services, emulator integration and th
 	$(BIN)/pytest
 
 test-fast: setup ## the quick loop: no emulator, no end-to-end
-	$(BIN)/pytest -m "not emulator and not e2e"
+	$(BIN)/pytest -m "not emulator and not e2e and not gcp_emulators"
 
-test-emulator: setup ## only the tests against the real Pub/Sub emulator
-	$(BIN)/pytest -m "emulator or e2e"
+test-emulator: setup ## only the tests against the stand-ins (Pub/Sub, Cloud Storage, BigQuery) and the loop
+	$(BIN)/pytest -m "emulator or e2e or gcp_emulators"
 
 lint: setup ## ruff: lint and formatting check
 	$(BIN)/ruff check libs services tests benchmarks
@@ -41,4 +43,4 @@ bench: setup ## bus throughput vs the plain google-cloud-pubsub client, on the e
 	$(BIN)/python benchmarks/bus_throughput.py
 
 clean: ## remove the venv and outputs
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache .cache
