@@ -75,7 +75,7 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self._process.returncode}: {self.output()}")
-            if _answers(self.ready_url):
+            if answers(self.ready_url):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -103,7 +103,8 @@ class LocalServer:
         self.stop()
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether an HTTP GET of `url` answers 200 within a second."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +15,7 @@ from typing import IO
 
 from aikube.bus import PubSubBus
 from aikube.catalog import Catalog
-from aikube.emulator import BigQueryEmulator, FakeGcsServer, LocalServer, PubSubEmulator, free_port
+from aikube.emulator import BigQueryEmulator, FakeGcsServer, LocalServer, PubSubEmulator, answers, free_port
 
 # service id -> module of its entry point (the same module the container image runs)
 SERVICES = {
@@ -161,7 +160,7 @@ class Stack:
         while waiting and time.monotonic() < deadline:
             for service in sorted(waiting):
                 self.check_alive(service)
-                if _answers(f"http://127.0.0.1:{self.health_ports[service]}/readyz"):
+                if answers(f"http://127.0.0.1:{self.health_ports[service]}/readyz"):
                     waiting.discard(service)
             time.sleep(0.2)
         if waiting:
@@ -205,11 +204,3 @@ class Stack:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
