@@ -1,58 +1,17 @@
-"""Feature SQL: calendar features, general column handling, and the serving path equal to the warehouse path."""
+"""Feature SQL: calendar features, general column handling, dialects.
+
+That the warehouse path equals the serving path, in every warehouse: tests/contract/test_warehouse_protocol.py.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic_dataset import TIMES, synthetic_frame, synthetic_spec
 
-from aikube.datasets import DatasetSpec
 from aikube.features import CALENDAR_FEATURES, compute_features, feature_sql, model_columns
-from aikube.warehouse import DuckDBWarehouse
-
-TIMES = ["2011-01-01 00:00:00", "2011-01-02 13:00:00", "2011-07-15 23:00:00", "2012-02-29 06:30:00"]
-
-
-def synthetic_spec(**overrides: object) -> DatasetSpec:
-    """A classification spec with every column type and every role."""
-    fields: dict[str, object] = {
-        "name": "synthetic",
-        "timestamp": "when",
-        "target": "label",
-        "task": "classification",
-        "drop": ["row_id"],
-        "sensitive": {"email": "drop", "city": "mask"},
-        "columns": {
-            "row_id": "int",
-            "when": "timestamp",
-            "amount": "float",
-            "count": "int",
-            "city": "string",
-            "member": "bool",
-            "email": "string",
-            "label": "string",
-        },
-    }
-    return DatasetSpec.model_validate({**fields, **overrides})
-
-
-def synthetic_frame() -> pd.DataFrame:
-    """Rows for synthetic_spec, with text timestamps as a CSV would give them."""
-    n = len(TIMES)
-    return pd.DataFrame(
-        {
-            "row_id": range(n),
-            "when": TIMES,
-            "amount": [1.5, 2.0, -3.25, 0.0],
-            "count": [1, 2, 3, 4],
-            "city": ["Paris", "Lyon", "Paris", "Nice"],
-            "member": [True, False, True, False],
-            "email": [f"u{i}@example.com" for i in range(n)],
-            "label": ["a", "b", "a", "c"],
-        }
-    )
 
 
 def test_calendar_features_match_python_calendar() -> None:
@@ -143,19 +102,6 @@ def test_where_clause_is_applied() -> None:
     """The optional condition ends up as the WHERE clause."""
     sql = feature_sql(synthetic_spec(), "raw", where="_partition = $p")
     assert sql.endswith('FROM "raw" WHERE _partition = $p')
-
-
-def test_serving_path_equals_warehouse_path(tmp_path: Path) -> None:
-    """compute_features on a frame gives exactly what the feature SQL gives in the warehouse on the same rows."""
-    spec = synthetic_spec()
-    frame = synthetic_frame()
-    warehouse = DuckDBWarehouse(tmp_path)
-    warehouse.append("raw", frame, partition="b1")
-    warehouse.append("raw", frame.assign(amount=99.0), partition="b2")
-    warehouse.materialize("features", feature_sql(spec, "raw", "_partition = $p"), partition="s1", params={"p": "b1"})
-    stored = warehouse.query("SELECT * EXCLUDE (_partition) FROM features ORDER BY amount")
-    served = compute_features(spec, frame).sort_values("amount").reset_index(drop=True)
-    pd.testing.assert_frame_equal(stored, served)
 
 
 def test_bigquery_dialect_quotes_types_and_calendar() -> None:

@@ -1,6 +1,8 @@
 """The Cloud Storage and BigQuery backends' pure parts: URIs, parameters, SQL rewriting (no stand-in needed).
 
-Their behaviour against the stand-ins is in tests/integration/test_gcs_store.py and test_bigquery_warehouse.py.
+Their behaviour against the stand-ins is in tests/contract/test_object_store_protocol.py and
+test_warehouse_protocol.py (what they share with the local backends) and tests/integration/test_gcs_store.py and
+test_bigquery_warehouse.py (what is theirs alone).
 """
 
 from __future__ import annotations
