@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,8 +115,7 @@ class Dispatcher:
         for sub in self.subscriptions:
             if service not in sub.spec.consumers:
                 raise ValueError(f"{service} handles {sub.spec.key} but the catalog does not list it as a consumer")
-        self._in_progress: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._in_progress = KeyedLocks()
 
     def process(self, subscription: Subscription, data: bytes, attributes: Mapping[str, str], attempt: int) -> Outcome:
         """Decode, check, deduplicate, handle and publish what the handler emits; never raises."""
@@ -132,7 +132,7 @@ class Dispatcher:
         assert isinstance(payload, dict)  # the schemas only admit objects
 
         key = event_key(event.get_source(), event.get_id())
-        with self._lock_for(key):  # a concurrent duplicate waits, then sees the marker
+        with self._in_progress.hold(key):  # a concurrent duplicate waits, then sees the marker
             if self.idempotency.seen(key):
                 log.info("duplicate delivery ignored", extra=_fields(event, attempt))
                 return Outcome(Action.ACK, "duplicate")
@@ -192,9 +192,32 @@ class Dispatcher:
         log.warning("dead-lettered", extra={"reason": reason, "subscription": subscription.name, "attempt": attempt})
         return Outcome(Action.ACK, "dead_lettered", reason)
 
-    def _lock_for(self, key: str) -> threading.Lock:
+
+class KeyedLocks:
+    """One lock per key while someone holds or waits for it; forgotten after, so memory stays bounded."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._guard = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
         with self._guard:
-            return self._in_progress.setdefault(key, threading.Lock())
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
 
 def _span_attrs(event: CloudEvent) -> dict[str, str]:

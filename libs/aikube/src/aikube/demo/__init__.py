@@ -127,7 +127,9 @@ def _closing(summary: dict[str, Any], out: Path, seconds: float) -> str:
             f" vs a model trained once {metric['static']:.2f}."
         )
     if summary["retrains"]:
-        first = summary["retrains"][0]
-        lines.append(f"Follow the first retrain chain: aikube trace {first['trace_id']} --dir {out / 'traces'}")
+        # the chain worth reading ends in a new model serving
+        deployed = [r for r in summary["retrains"] if r["outcome"] == "deployed"]
+        chain, what = (deployed[0], "retrain → redeploy") if deployed else (summary["retrains"][0], "retrain")
+        lines.append(f"Follow the first {what} chain: aikube trace {chain['trace_id']} --dir {out / 'traces'}")
     lines.append(f"Summary: {out / 'summary.json'}   Timeline: {out / 'timeline.png'}")
     return "\n".join(lines)
