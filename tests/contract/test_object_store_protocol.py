@@ -6,13 +6,22 @@ tests/integration/test_gcs_store.py (Cloud Storage on fake-gcs-server).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from aikube.adapters import open_store
-from aikube.storage import AlreadyExists, MemoryObjectStore, NotFound, ObjectStore
+from aikube.storage import (
+    AlreadyExists,
+    MemoryObjectStore,
+    NotFound,
+    ObjectStore,
+    PreconditionFailed,
+    update_json,
+)
 
 GCS = pytest.param("gcs", marks=pytest.mark.gcp_emulators)
 # The class open_store gives for each URI scheme.
@@ -146,3 +155,76 @@ def test_two_stores_on_one_uri_share_objects_and_one_if_absent_writer_wins(store
     with pytest.raises(AlreadyExists):
         second.put_json("registry/v1.json", {"by": "second"}, if_absent=True)
     assert second.get_json("registry/v1.json") == {"by": "first"}
+
+
+def test_generation_write_succeeds_on_the_generation_read(store: ObjectStore) -> None:
+    """A write conditioned on the generation just read replaces the object and moves its generation."""
+    store.put_bytes("p", b"v1")
+    read = store.get_versioned("p")
+    assert read.data == b"v1"
+    store.put_bytes("p", b"v2", if_generation=read.generation)
+    assert store.get_versioned("p").data == b"v2"
+    assert store.get_versioned("p").generation != read.generation
+
+
+def test_stale_generation_write_is_refused_and_keeps_the_newer_object(store: ObjectStore) -> None:
+    """A writer whose read is out of date loses: PreconditionFailed naming the key, the other write kept."""
+    store.put_bytes("p", b"v1")
+    stale = store.get_versioned("p").generation
+    store.put_bytes("p", b"v2", if_generation=stale)
+    with pytest.raises(PreconditionFailed, match="'p'"):
+        store.put_bytes("p", b"lost update", if_generation=stale)
+    assert store.get_bytes("p") == b"v2"
+
+
+def test_generation_write_on_an_absent_key_is_refused(store: ObjectStore) -> None:
+    """A generation precondition on a key that is gone fails rather than recreating it."""
+    store.put_bytes("p", b"v1")
+    generation = store.get_versioned("p").generation
+    with pytest.raises(PreconditionFailed):
+        store.put_bytes("other", b"x", if_generation=generation)
+    assert not store.exists("other")
+
+
+def test_get_versioned_missing_key_raises_not_found(store: ObjectStore) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        store.get_versioned("nope")
+
+
+def test_update_json_creates_then_changes(store: ObjectStore) -> None:
+    """update_json sees None for an absent key, then the stored value, and returns what it stored."""
+    assert update_json(store, "counter.json", lambda v: {"n": 1 if v is None else v["n"] + 1}) == {"n": 1}
+    assert update_json(store, "counter.json", lambda v: {"n": v["n"] + 1}) == {"n": 2}
+    assert store.get_json("counter.json") == {"n": 2}
+
+
+def test_update_json_retries_over_a_writer_that_got_in_between(store: ObjectStore) -> None:
+    """When another writer changes the object between read and write, the change is reapplied on its value."""
+    store.put_json("list.json", ["first"])
+    seen: list[list[str]] = []
+
+    def append(value: list[str]) -> list[str]:
+        seen.append(value)
+        if len(seen) == 1:  # another replica writes while this one computes
+            store.put_json("list.json", [*value, "other"])
+        return [*value, "mine"]
+
+    assert update_json(store, "list.json", append) == ["first", "other", "mine"]
+    assert seen == [["first"], ["first", "other"]]
+
+
+INCREMENT = """
+import sys
+from aikube.adapters import open_store
+from aikube.storage import update_json
+store = open_store(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    update_json(store, "counter.json", lambda v: {"n": (v or {"n": 0})["n"] + 1}, attempts=200)
+"""
+
+
+def test_concurrent_processes_lose_no_update(store_uri: str) -> None:
+    """Processes that read-modify-write one object through update_json never overwrite each other's change."""
+    writers = [subprocess.Popen([sys.executable, "-c", INCREMENT, store_uri, "15"]) for _ in range(3)]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0]
+    assert open_store(store_uri).get_json("counter.json") == {"n": 45}

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from cloudevents.core.v1.event import CloudEvent
+from interleaving import after_next_read
 
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.runtime import Dispatcher
@@ -167,6 +168,25 @@ def test_unsuccessful_request_is_released_for_a_new_bootstrap(
     deliver_all(bus, dispatcher, [finished(outcome, BOOTSTRAP, "2011-01-29"), checked(FEB[0])])
     assert decisions(bus)[-1] == ("requested", "bootstrap")
     assert [r["request_id"] for r in requests(bus)] == [BOOTSTRAP, "bootstrap-20110205T000000Z"]
+
+
+def test_a_deployment_handled_during_a_decision_is_not_overwritten(
+    bus: MemoryBus,
+    store: LocalObjectStore,
+    datasets: DatasetCatalog,
+    checked: Callable[..., CloudEvent],
+    finished: Callable[..., CloudEvent],
+) -> None:
+    """Another replica records the deployment while this one decides a window: neither update is lost.
+
+    A lost update would leave the bootstrap in flight for good, suppressing every later window.
+    """
+    this, other = (bus.dispatcher("retrain-scheduler", router, Deps(store, datasets)) for _ in range(2))
+    deliver_all(bus, this, [checked(start) for start in JAN])
+    deployed = finished("model.v1.deployed", BOOTSTRAP, "2011-01-29")
+    after_next_read(store, "scheduler/bikeshare.json", lambda: deliver_all(bus, other, [deployed]))
+    deliver_all(bus, this, [checked(FEB[0], "checked"), checked(FEB[1], "checked")])
+    assert decisions(bus)[-1] == ("none", "no_drift")
 
 
 @pytest.fixture

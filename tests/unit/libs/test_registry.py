@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from interleaving import after_next_read
 
 from aikube.registry import ModelRegistry, ModelVersion, UnknownVersion
 from aikube.storage import MemoryObjectStore
@@ -144,3 +145,21 @@ def test_promote_unknown_version_changes_nothing(registry: ModelRegistry) -> Non
     with pytest.raises(UnknownVersion):
         registry.promote("bikeshare", "v1", endpoint="http://e1")
     assert registry.champion("bikeshare") is None
+
+
+def test_a_promotion_racing_another_loses_no_history_and_the_pointer_follows_it() -> None:
+    """Two deployer replicas promoting at once: both promotions are in the history, the champion is the last."""
+    store = MemoryObjectStore()
+    registry = ModelRegistry(store)
+    for version in ["v1", "v2", "v3"]:
+        registry.register("bikeshare", version, b"a", **FIELDS)
+    registry.promote("bikeshare", "v1", endpoint="http://v1")
+    other_replica = ModelRegistry(store)
+    after_next_read(
+        store, "registry/bikeshare/history.json", lambda: other_replica.promote("bikeshare", "v3", endpoint="http://v3")
+    )
+    registry.promote("bikeshare", "v2", endpoint="http://v2")
+    assert [entry["version"] for entry in registry.history("bikeshare")] == ["v1", "v3", "v2"]
+    champion = registry.champion("bikeshare")
+    assert champion is not None and champion.version == "v2"
+    assert registry.endpoint("bikeshare") == "http://v2"

@@ -18,7 +18,16 @@ import google.cloud.storage as storage
 from google.api_core import exceptions as google_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from aikube.storage import AlreadyExists, NotFound, _BaseStore, _check_key, read_file_uri
+from aikube.storage import (
+    AlreadyExists,
+    NotFound,
+    PreconditionFailed,
+    Versioned,
+    _BaseStore,
+    _check_key,
+    _check_preconditions,
+    read_file_uri,
+)
 
 __all__ = ["GcsObjectStore", "parse_gs_uri"]
 
@@ -49,8 +58,9 @@ def _content_type(key: str) -> str:
 class GcsObjectStore(_BaseStore):
     """Objects in `gs://bucket/prefix/`; URIs are gs:// URIs.
 
-    `if_absent` writes carry the precondition `ifGenerationMatch=0`, so Cloud Storage itself refuses the second
-    writer (HTTP 412) and two processes racing for one key cannot both win.
+    Conditional writes carry the precondition `ifGenerationMatch` (0 for `if_absent`, else the generation the
+    writer read), so Cloud Storage itself refuses the second writer (HTTP 412) and two processes racing for one key
+    cannot both win.
     """
 
     def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None) -> None:
@@ -71,31 +81,41 @@ class GcsObjectStore(_BaseStore):
         """Return the gs:// URI of `key`."""
         return f"{_SCHEME}{self.bucket_name}/{self._name(key)}"
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> str:
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str:
         """Write `data` at `key` (one upload: readers see the old or the new object); returns its URI.
 
         Raises:
             AlreadyExists: when `if_absent` and the key is present.
+            PreconditionFailed: when `if_generation` is not the generation of the stored object.
         """
+        _check_preconditions(if_absent, if_generation)
         blob = self._bucket.blob(self._name(key))
+        content_type = _content_type(key)
         try:
-            if if_absent:
+            if if_absent or if_generation is not None:
                 # The default retry for uploads covers conditional writes only; a retried conditional write whose
                 # first attempt had landed would see 412, as a real second writer would.
-                blob.upload_from_string(bytes(data), content_type=_content_type(key), if_generation_match=0)
+                match = 0 if if_absent else int(if_generation or 0)
+                blob.upload_from_string(bytes(data), content_type=content_type, if_generation_match=match)
             else:
                 # An unconditional write of the same bytes is idempotent, so retrying it is safe.
-                blob.upload_from_string(bytes(data), content_type=_content_type(key), retry=DEFAULT_RETRY)
+                blob.upload_from_string(bytes(data), content_type=content_type, retry=DEFAULT_RETRY)
         except google_exceptions.PreconditionFailed as exc:
-            raise AlreadyExists(f"object {key!r} already exists") from exc
+            if if_absent:
+                raise AlreadyExists(f"object {key!r} already exists") from exc
+            raise PreconditionFailed(f"object {key!r} changed since generation {if_generation}") from exc
         return self.uri_for(key)
 
-    def get_bytes(self, key: str) -> bytes:
-        """Read the object at `key` (NotFound when absent)."""
+    def get_versioned(self, key: str) -> Versioned:
+        """Read the object at `key` with its generation, from the one download (NotFound when absent)."""
+        blob = self._bucket.blob(self._name(key))
         try:
-            return bytes(self._bucket.blob(self._name(key)).download_as_bytes())
+            data = bytes(blob.download_as_bytes())
         except google_exceptions.NotFound as exc:
             raise NotFound(f"object {key!r} not found in {_SCHEME}{self.bucket_name}/{self.prefix}") from exc
+        if blob.generation is None:  # the download's x-goog-generation header is how we know what we read
+            raise RuntimeError(f"Cloud Storage gave no generation for {key!r}")
+        return Versioned(data, str(blob.generation))
 
     def exists(self, key: str) -> bool:
         """Tell whether an object is stored at `key`."""

@@ -3,8 +3,8 @@
 Keys, under "registry/<model>/":
     versions/<version>/model.joblib   the artifact (see aikube.serving.make_artifact)
     versions/<version>/version.json   the ModelVersion record, written last: its presence commits the version
-    champion.json                     {"version", "endpoint", "promoted_at"}, replaced atomically
-    history.json                      every promotion, oldest first
+    champion.json                     {"version", "endpoint", "promoted_at"}, compare-and-swapped
+    history.json                      every promotion, oldest first, compare-and-swapped
 
 Example:
     >>> registry = ModelRegistry(LocalObjectStore("state"))
@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aikube.datasets import NAME_PATTERN
-from aikube.storage import SEGMENT_PATTERN, AlreadyExists, NotFound, ObjectStore, check_name
+from aikube.storage import SEGMENT_PATTERN, AlreadyExists, NotFound, ObjectStore, check_name, update_json
 
 __all__ = ["ModelRegistry", "ModelVersion", "UnknownVersion"]
 
@@ -137,19 +137,22 @@ class ModelRegistry:
     def promote(self, model: str, version: str, *, endpoint: str) -> None:
         """Make `version` the champion served at `endpoint` and record it in the history.
 
-        A retried promotion of the same version and endpoint does not add a second history entry. The history is
-        read-modify-written: promotions of one model must come from one writer at a time (the deployer, whose
-        events are ordered by subject).
+        A retried promotion of the same version and endpoint does not add a second history entry. Both objects
+        are written under generation preconditions (`update_json`), so concurrent promotions — two deployer
+        replicas, a retry racing its first attempt — lose no history entry, and the pointer always ends on the
+        history's last entry.
 
         Raises:
             UnknownVersion: when the version is not registered.
         """
         self.get(model, version)
-        history = self.history(model)
+
+        def record(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+            history = history or []
+            if history and (history[-1]["version"], history[-1]["endpoint"]) == (version, endpoint):
+                return history  # a retried promotion
+            return [*history, {"version": version, "endpoint": endpoint, "promoted_at": _now().isoformat()}]
+
         # History first, pointer last: a crash in between is repaired by the retry, without a duplicate entry.
-        if history and (history[-1]["version"], history[-1]["endpoint"]) == (version, endpoint):
-            entry = history[-1]
-        else:
-            entry = {"version": version, "endpoint": endpoint, "promoted_at": _now().isoformat()}
-            self.store.put_json(f"{self._prefix(model)}history.json", [*history, entry])
-        self.store.put_json(f"{self._prefix(model)}champion.json", entry)
+        update_json(self.store, f"{self._prefix(model)}history.json", record)
+        update_json(self.store, f"{self._prefix(model)}champion.json", lambda _: self.history(model)[-1])

@@ -10,14 +10,17 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
@@ -28,10 +31,13 @@ __all__ = [
     "MemoryObjectStore",
     "NotFound",
     "ObjectStore",
+    "PreconditionFailed",
     "SEGMENT_PATTERN",
+    "Versioned",
     "check_name",
     "read_file_uri",
     "staged_file",
+    "update_json",
 ]
 
 # A name that is safe as one path segment, one object-key segment and one file name.
@@ -48,8 +54,30 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class AlreadyExists(Exception):
+class PreconditionFailed(Exception):
+    """A conditional write lost: the object changed (or appeared) since the writer read it."""
+
+
+class AlreadyExists(PreconditionFailed):
     """A write with `if_absent=True` found the key already present."""
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and the generation they were read at, for a compare-and-swap write."""
+
+    data: bytes
+    generation: str  # opaque: Cloud Storage's object generation, a digest of the content elsewhere
+
+
+def _digest(data: bytes) -> str:
+    # Equal bytes are an equal state, so a content digest is a sound compare-and-swap token.
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_preconditions(if_absent: bool, if_generation: str | None) -> None:
+    if if_absent and if_generation is not None:
+        raise ValueError("if_absent and if_generation exclude each other")
 
 
 def check_name(value: str, what: str, pattern: str = SEGMENT_PATTERN) -> str:
@@ -118,15 +146,24 @@ class ObjectStore(Protocol):
 
     def uri_for(self, key: str) -> str: ...
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> str: ...
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str:
+        """Write `data` at `key`; `if_absent` or `if_generation` (from get_versioned) make it conditional.
+
+        Raises:
+            AlreadyExists: `if_absent` and the key is present.
+            PreconditionFailed: `if_generation` and the object is absent or at another generation.
+        """
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
+
+    def get_versioned(self, key: str) -> Versioned: ...
 
     def exists(self, key: str) -> bool: ...
 
     def list(self, prefix: str = "") -> list[str]: ...
 
-    def put_json(self, key: str, obj: Any, *, if_absent: bool = False) -> str: ...
+    def put_json(self, key: str, obj: Any, *, if_absent: bool = False, if_generation: str | None = None) -> str: ...
 
     def get_json(self, key: str) -> Any: ...
 
@@ -137,15 +174,18 @@ class _BaseStore(ABC):
     """What every store shares: JSON on top of its bytes methods."""
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> str: ...
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str: ...
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_versioned(self, key: str) -> Versioned: ...
 
-    def put_json(self, key: str, obj: Any, *, if_absent: bool = False) -> str:
+    def get_bytes(self, key: str) -> bytes:
+        """Read the object at `key` (NotFound when absent)."""
+        return self.get_versioned(key).data
+
+    def put_json(self, key: str, obj: Any, *, if_absent: bool = False, if_generation: str | None = None) -> str:
         """Store `obj` as UTF-8 JSON (sorted keys, so equal objects give equal bytes); returns the URI."""
-        data = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        return self.put_bytes(key, data, if_absent=if_absent)
+        return self.put_bytes(key, _json_bytes(obj), if_absent=if_absent, if_generation=if_generation)
 
     def get_json(self, key: str) -> Any:
         """Load the JSON object stored at `key` (NotFound when absent)."""
@@ -170,12 +210,14 @@ class LocalObjectStore(_BaseStore):
         """Return the file:// URI of `key`."""
         return self._path(key).as_uri()
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> str:
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str:
         """Write `data` atomically at `key`; returns its URI.
 
         Raises:
             AlreadyExists: when `if_absent` and the key is present.
+            PreconditionFailed: when `if_generation` is not the generation of the stored object.
         """
+        _check_preconditions(if_absent, if_generation)
         path = self._path(key)
         with staged_file(path) as tmp:
             tmp.write_bytes(data)
@@ -184,16 +226,40 @@ class LocalObjectStore(_BaseStore):
                     os.link(tmp, path)
                 except FileExistsError as exc:
                     raise AlreadyExists(f"object {key!r} already exists") from exc
+            elif if_generation is not None:
+                with self._exclusive(path):  # compare and replace as one step for every process on this folder
+                    try:
+                        current: str | None = self._read(key, path).generation
+                    except NotFound:
+                        current = None
+                    if current != if_generation:
+                        raise PreconditionFailed(f"object {key!r} changed since generation {if_generation[:12]}")
+                    os.replace(tmp, path)
             else:
                 os.replace(tmp, path)
         return path.as_uri()
 
-    def get_bytes(self, key: str) -> bytes:
-        """Read the object at `key` (NotFound when absent)."""
+    def get_versioned(self, key: str) -> Versioned:
+        """Read the object at `key` with its generation (NotFound when absent)."""
+        return self._read(key, self._path(key))
+
+    def _read(self, key: str, path: Path) -> Versioned:
         try:
-            return self._path(key).read_bytes()
+            data = path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(f"object {key!r} not found in {self.root}") from exc
+        return Versioned(data, _digest(data))
+
+    @staticmethod
+    @contextmanager
+    def _exclusive(path: Path) -> Iterator[None]:
+        """Hold an advisory lock on a hidden file beside `path` (hidden from listings by its prefix)."""
+        with open(path.with_name(f"{_TMP_PREFIX}lock-{path.name}"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def exists(self, key: str) -> bool:
         """Tell whether an object is stored at `key`."""
@@ -236,22 +302,26 @@ class MemoryObjectStore(_BaseStore):
         """Return the memory:// URI of `key`."""
         return self._SCHEME + _check_key(key)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> str:
-        """Store `data` at `key`; returns its URI (AlreadyExists when `if_absent` and present)."""
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str:
+        """Store `data` at `key`; returns its URI (AlreadyExists / PreconditionFailed as the protocol says)."""
+        _check_preconditions(if_absent, if_generation)
         uri = self.uri_for(key)
         with self._lock:
             if if_absent and key in self._objects:
                 raise AlreadyExists(f"object {key!r} already exists")
+            if if_generation is not None and (key not in self._objects or _digest(self._objects[key]) != if_generation):
+                raise PreconditionFailed(f"object {key!r} changed since generation {if_generation[:12]}")
             self._objects[key] = bytes(data)
         return uri
 
-    def get_bytes(self, key: str) -> bytes:
-        """Return the object at `key` (NotFound when absent)."""
+    def get_versioned(self, key: str) -> Versioned:
+        """Return the object at `key` with its generation (NotFound when absent)."""
         with self._lock:
             try:
-                return self._objects[_check_key(key)]
+                data = self._objects[_check_key(key)]
             except KeyError:
                 raise NotFound(f"object {key!r} not found in memory store") from None
+        return Versioned(data, _digest(data))
 
     def exists(self, key: str) -> bool:
         """Tell whether an object is stored at `key`."""
@@ -268,3 +338,37 @@ class MemoryObjectStore(_BaseStore):
         if uri.startswith(self._SCHEME):
             return self.get_bytes(uri.removeprefix(self._SCHEME))
         return read_file_uri(uri)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+def update_json(store: ObjectStore, key: str, change: Callable[[Any | None], Any], *, attempts: int = 20) -> Any:
+    """Read-modify-write a JSON object with optimistic concurrency; returns what was stored.
+
+    `change` gets the current value (None when absent) and returns the new one; it may run more than once, so it
+    must not have effects of its own. When another writer got in between, the write is refused by its
+    precondition and `change` runs again on the newer value, so no update is lost, across processes and replicas.
+
+    Raises:
+        PreconditionFailed: when `attempts` writes in a row lost the race.
+    """
+    for _ in range(attempts):
+        try:
+            current: Versioned | None = store.get_versioned(key)
+        except NotFound:
+            current = None
+        before = None if current is None else json.loads(current.data)
+        value = change(before)
+        if current is not None and value == before:
+            return value  # nothing to change, nothing to write
+        try:
+            if current is None:
+                store.put_json(key, value, if_absent=True)
+            else:
+                store.put_json(key, value, if_generation=current.generation)
+        except PreconditionFailed:
+            continue
+        return value
+    raise PreconditionFailed(f"object {key!r}: {attempts} conditional writes in a row lost to other writers")

@@ -1,45 +1,48 @@
 """Retrain-scheduler handlers: every checked window gets one recorded decision; some become training requests.
 
 State per model lives in the object store (`scheduler/<model>.json`) with the last decision, so a window that is
-redelivered after a crash re-emits the decision it already made instead of deciding again.
+redelivered after a crash re-emits the decision it already made instead of deciding again. It is read-modify-written
+under a generation precondition (`update_json`), so replicas and concurrent handlers never lose each other's update.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aikube.datasets import DatasetCatalog
 from aikube.envelope import Emit, EventContext
 from aikube.runtime import Router
-from aikube.storage import NotFound, ObjectStore
+from aikube.storage import ObjectStore, update_json
 from aikube.tables import features_table, model_subject
 from retrain_scheduler.domain import Decision, ModelState, decide, on_training_finished
 
 router = Router()
+
+Saved = tuple[ModelState, dict[str, Any]]  # the model's policy state and its last decision
 
 
 @dataclass
 class Deps:
     store: ObjectStore
     datasets: DatasetCatalog
-    _locks: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
 
-    def lock(self, model: str) -> threading.Lock:
-        """Handlers of one model run one at a time in this replica (the state is read-modify-write)."""
-        return self._locks[model]
+    def update(self, model: str, change: Callable[[ModelState, dict[str, Any]], Saved]) -> Saved:
+        """Apply `change` to the model's (state, last decision) and store the result; returns what was stored."""
 
-    def load(self, model: str) -> tuple[ModelState, dict[str, Any]]:
-        try:
-            saved = self.store.get_json(f"scheduler/{model}.json")
-        except NotFound:
-            return ModelState(), {}
-        return ModelState.model_validate(saved["state"]), saved.get("last", {})
+        def apply(saved: dict[str, Any] | None) -> dict[str, Any]:
+            state, last = _parse(saved)
+            state, last = change(state, last)
+            return {"state": state.model_dump(mode="json"), "last": last}
 
-    def save(self, model: str, state: ModelState, last: dict[str, Any]) -> None:
-        self.store.put_json(f"scheduler/{model}.json", {"state": state.model_dump(mode="json"), "last": last})
+        return _parse(update_json(self.store, f"scheduler/{model}.json", apply))
+
+
+def _parse(saved: dict[str, Any] | None) -> Saved:
+    if saved is None:
+        return ModelState(), {}
+    return ModelState.model_validate(saved["state"]), saved.get("last", {})
 
 
 @router.handler("drift.v1.checked")
@@ -74,15 +77,18 @@ def on_training_failed(data: dict[str, Any], ctx: EventContext, deps: Deps) -> N
 def _decide(data: dict[str, Any], ctx: EventContext, deps: Deps, *, drifted: bool, status: str) -> list[Emit]:
     model, batch_id = data["model"], data["batch_id"]
     spec = deps.datasets.get(data["dataset"])
-    with deps.lock(model):
-        state, last = deps.load(model)
-        if last.get("batch_id") == batch_id:
-            decision = Decision.model_validate(last["decision"])  # redelivered after a crash: same decision
-        elif "window" not in data:
-            decision = Decision(decision="none", reason="empty window")
-        else:
+    if "window" not in data:
+        decision = Decision(decision="none", reason="empty window")
+    else:
+
+        def record(state: ModelState, last: dict[str, Any]) -> Saved:
+            if last.get("batch_id") == batch_id:
+                return state, last  # redelivered after a crash: the decision already made stands
             decision, state = decide(state, data["window"], data["rows"], drifted, status, spec.retrain)
-            deps.save(model, state, {"batch_id": batch_id, "decision": decision.model_dump(mode="json")})
+            return state, {"batch_id": batch_id, "decision": decision.model_dump(mode="json")}
+
+        _, last = deps.update(model, record)
+        decision = Decision.model_validate(last["decision"])
 
     decided: dict[str, Any] = {
         "model": model,
@@ -113,8 +119,8 @@ def _decide(data: dict[str, Any], ctx: EventContext, deps: Deps, *, drifted: boo
 
 
 def _finished(data: dict[str, Any], deps: Deps, *, deployed: bool) -> None:
-    model = data["model"]
-    with deps.lock(model):
-        state, last = deps.load(model)
-        end = data["train_window"]["end"] if deployed else None
-        deps.save(model, on_training_finished(state, data.get("request_id", ""), deployed, end), last)
+    end = data["train_window"]["end"] if deployed else None
+    deps.update(
+        data["model"],
+        lambda state, last: (on_training_finished(state, data.get("request_id", ""), deployed, end), last),
+    )
