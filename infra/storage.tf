@@ -41,6 +41,18 @@ resource "google_storage_bucket" "store" {
     }
   }
 
+  # A handled event's marker (idempotency/<service>/<key>) only matters while Pub/Sub can still redeliver the event:
+  # its subscriptions keep messages 7 days. After that the marker is dead weight, one object per event.
+  lifecycle_rule {
+    condition {
+      age            = var.idempotency_marker_days
+      matches_prefix = ["idempotency/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.api]
 }
 

@@ -39,6 +39,12 @@ variable "noncurrent_version_days" {
   default     = 30
 }
 
+variable "idempotency_marker_days" {
+  description = "Days the markers of handled events are kept; longer than the subscriptions' 7-day retention (and any seek back you plan)."
+  type        = number
+  default     = 14
+}
+
 variable "sdk_publishers" {
   # e.g. ["serviceAccount:loader@other-project.iam.gserviceaccount.com"]
   description = "IAM members allowed to publish the events of external producers (aikube-sdk: the SDK, `aikube publish`)."

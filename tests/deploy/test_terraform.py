@@ -329,6 +329,15 @@ def test_bucket_and_dataset(tf: TerraformModule) -> None:
     assert bucket("uniform_bucket_level_access") is True
     assert bucket("public_access_prevention") == "enforced"
     assert bucket("versioning", "enabled") is True
+    # handled-event markers expire, but only after Pub/Sub can no longer redeliver (7 days' retention)
+    (markers,) = [
+        rule
+        for rule in tf.block("google_storage_bucket", "store").nested("lifecycle_rule")
+        if "matches_prefix" in rule.nested("condition")[0].attrs
+    ]
+    (condition,), (action,) = markers.nested("condition"), markers.nested("action")
+    assert tf.eval(condition.attrs["matches_prefix"]) == ["idempotency/"]
+    assert tf.eval(condition.attrs["age"]) > 7 and tf.eval(action.attrs["type"]) == "Delete"
     assert tf.argument("google_bigquery_dataset", "warehouse", None, "dataset_id") == "aikube"
 
 
