@@ -17,7 +17,7 @@ def synthetic_spec(**overrides: object) -> DatasetSpec:
         "target": "label",
         "task": "classification",
         "drop": ["row_id"],
-        "sensitive": {"email": "drop", "city": "mask"},
+        "sensitive": {"email": "drop", "phone": "mask"},
         "columns": {
             "row_id": "int",
             "when": "timestamp",
@@ -26,6 +26,7 @@ def synthetic_spec(**overrides: object) -> DatasetSpec:
             "city": "string",
             "member": "bool",
             "email": "string",
+            "phone": "int",
             "label": "string",
         },
     }
@@ -44,6 +45,7 @@ def synthetic_frame() -> pd.DataFrame:
             "city": ["Paris", "Lyon", "Paris", "Nice"],
             "member": [True, False, True, False],
             "email": [f"u{i}@example.com" for i in range(n)],
+            "phone": [5550100 + i for i in range(n)],
             "label": ["a", "b", "a", "c"],
         }
     )

@@ -224,6 +224,39 @@ def test_sensitive_value_of_a_rejected_row_is_masked_in_the_rejects_file(
     assert "bob@example.com" not in rejects and "temp: not a float: 'warm'" in rejects
 
 
+def test_rows_outside_the_producer_window_are_rejected_with_the_reason(
+    bus: MemoryBus, dispatcher: Dispatcher, arrived: Callable[..., CloudEvent], day: pd.DataFrame
+) -> None:
+    """A row stamped outside the window its producer declared is kept as a reject, not landed."""
+    window = {"start": "2011-01-10T06:00:00Z", "end": "2011-01-11T00:00:00Z"}
+    bus.deliver(dispatcher, arrived(day, batch_id=BATCH, window=window))
+    (data,) = ingested(bus)
+    assert (data["rows_accepted"], data["rows_rejected"]) == (18, 6)
+    assert data["reject_reasons"] == {"timestamp: outside the batch window": 6}
+
+
+def test_a_row_stamped_after_its_event_was_sent_is_rejected(
+    bus: MemoryBus, dispatcher: Dispatcher, arrived: Callable[..., CloudEvent], day: pd.DataFrame
+) -> None:
+    """One row from 2099 cannot stretch the batch's window over decades: it is rejected, the rest land."""
+    rows = day.astype({"timestamp": object})
+    rows.loc[rows.index[-1], "timestamp"] = "2099-01-01 00:00:00"
+    bus.deliver(dispatcher, arrived(rows, batch_id=BATCH))
+    (data,) = ingested(bus)
+    assert data["reject_reasons"] == {"timestamp: later than the event that sent it": 1}
+    assert data["window"]["end"].startswith("2011-01-10T22:00:00")
+
+
+def test_a_window_that_ends_before_it_starts_is_dead_lettered(
+    bus: MemoryBus, dispatcher: Dispatcher, catalog: Catalog, arrived: Callable[..., CloudEvent], day: pd.DataFrame
+) -> None:
+    window = {"start": "2011-01-11T00:00:00Z", "end": "2011-01-10T00:00:00Z"}
+    outcome = bus.deliver(dispatcher, arrived(day, batch_id=BATCH, window=window))
+    (message,) = bus.on_topic(dead_letter_topic(subscription_name("ingestor", catalog["dataset.v1.arrived"].topic)))
+    assert outcome.status == "dead_lettered" and ingested(bus) == []
+    assert "window ends (2011-01-10T00:00:00Z) at or before it starts" in message.attributes[DL_REASON]
+
+
 def test_unknown_dataset_is_dead_lettered(
     bus: MemoryBus, dispatcher: Dispatcher, catalog: Catalog, arrived: Callable[..., CloudEvent], day: pd.DataFrame
 ) -> None:

@@ -22,7 +22,7 @@ def spec() -> DatasetSpec:
         columns={
             "ts": "timestamp",
             "temp": "float",
-            "hour": "int",
+            "hr": "int",
             "weather": "string",
             "holiday": "bool",
             "email": "string",
@@ -39,7 +39,7 @@ def good_rows(n: int = 3) -> pd.DataFrame:
         {
             "ts": [f"2011-01-01 {h:02d}:00:00" for h in range(n)],
             "temp": [0.1 * (h + 1) for h in range(n)],
-            "hour": list(range(n)),
+            "hr": list(range(n)),
             "weather": ["clear"] * n,
             "holiday": ["false"] * n,
             "email": [f"user{h}@example.com" for h in range(n)],
@@ -58,7 +58,7 @@ def test_accepted_rows_carry_the_declared_types(spec: DatasetSpec) -> None:
     """Text values are coerced to the declared int/float/string/bool/timestamp types."""
     accepted = validate_rows(good_rows(), spec).accepted
     assert accepted["ts"].iloc[1] == pd.Timestamp("2011-01-01 01:00:00")
-    assert str(accepted["hour"].dtype) == "Int64"
+    assert str(accepted["hr"].dtype) == "Int64"
     assert accepted["temp"].dtype == "float64"
     assert accepted["holiday"].tolist() == [False, False, False]
     assert accepted["weather"].tolist() == ["clear"] * 3
@@ -79,8 +79,8 @@ def test_batch_without_target_column_is_an_unlabeled_batch(spec: DatasetSpec) ->
 
 
 def test_required_columns_are_timestamp_and_features(spec: DatasetSpec) -> None:
-    """Dropped, sensitive-dropped and target columns are not required in every batch."""
-    assert required_columns(spec) == ["ts", "temp", "hour", "weather", "holiday", "email"]
+    """Dropped, sensitive and target columns are not required in every batch."""
+    assert required_columns(spec) == ["ts", "temp", "hr", "weather", "holiday"]
 
 
 def test_unparsable_float_is_rejected_with_its_value(spec: DatasetSpec) -> None:
@@ -95,9 +95,9 @@ def test_unparsable_float_is_rejected_with_its_value(spec: DatasetSpec) -> None:
 
 def test_fractional_int_is_rejected(spec: DatasetSpec) -> None:
     """1.5 is not an int: the row is rejected rather than silently truncated."""
-    rows = good_rows().astype({"hour": float})
-    rows.loc[0, "hour"] = 1.5
-    assert validate_rows(rows, spec).rejected[REASON_COLUMN].tolist() == ["hour: not an int: '1.5'"]
+    rows = good_rows().astype({"hr": float})
+    rows.loc[0, "hr"] = 1.5
+    assert validate_rows(rows, spec).rejected[REASON_COLUMN].tolist() == ["hr: not an int: '1.5'"]
 
 
 def test_unparsable_bool_is_rejected(spec: DatasetSpec) -> None:
@@ -182,7 +182,7 @@ def test_rejected_rows_keep_raw_values_as_text(spec: DatasetSpec) -> None:
     rows = good_rows().astype({"temp": object})
     rows.loc[0, "temp"] = "abc"
     rejected = validate_rows(rows, spec).rejected
-    assert rejected.loc[0, "hour"] == "0" and rejected.loc[0, "temp"] == "abc"
+    assert rejected.loc[0, "hr"] == "0" and rejected.loc[0, "temp"] == "abc"
 
 
 def test_mask_replaces_values_with_stable_tokens(spec: DatasetSpec) -> None:

@@ -117,9 +117,9 @@ def test_invalid_batch_alias_is_rejected() -> None:
 
 
 def test_feature_columns_exclude_roles_and_keep_order() -> None:
-    """Timestamp, target, dropped and sensitive-dropped columns are not features; masked ones stay."""
+    """Timestamp, target, dropped and sensitive columns (masked or dropped) are not features."""
     result = spec(drop=["c"], sensitive={"secret": "drop", "b": "mask"})
-    assert result.feature_columns == ["a", "b"]
+    assert result.feature_columns == ["a"]
 
 
 def test_roles_must_be_declared_columns() -> None:
@@ -145,6 +145,37 @@ def test_with_columns_validates_again() -> None:
     base = DatasetSpec(name="demo", timestamp="ts", target="y", task="regression", drop=["gone"])
     with pytest.raises(ValueError, match="drop"):
         base.with_columns({"ts": "timestamp", "y": "float"})
+
+
+def test_with_columns_errors_are_one_line_naming_the_dataset() -> None:
+    """A role that the file's columns lack is reported in one line, not as a pydantic dump."""
+    base = DatasetSpec(name="demo", timestamp="ts", target="label", task="regression")
+    with pytest.raises(ValueError) as raised:
+        base.with_columns({"ts": "timestamp", "y": "float"})
+    message = str(raised.value)
+    assert message.startswith("dataset 'demo': invalid dataset spec:") and "'label'" in message
+    assert "\n" not in message and "errors.pydantic.dev" not in message
+
+
+def test_regression_needs_a_numeric_target() -> None:
+    """A text target cannot be regressed: refused at registration, not at the first training."""
+    with pytest.raises(ValueError, match="regression needs a numeric target; 'b' is string"):
+        spec(target="b")
+    assert spec(target="b", task="classification").target == "b"
+
+
+def test_drift_columns_must_be_feature_columns() -> None:
+    """Drift over an unknown (or dropped) column would silently never drift: refused, naming it."""
+    with pytest.raises(ValueError, match=r"drift.columns: \['nope', 'c'\] are not feature columns"):
+        spec(drift={"columns": ["a", "nope", "c"]}, drop=["c"])
+    assert spec(drift={"columns": ["a"]}).drift.columns == ["a"]
+
+
+@pytest.mark.parametrize("name", ["hour", "day_of_week", "month"])
+def test_a_column_named_like_a_calendar_feature_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=f"\\['{name}'\\] clash with the calendar features"):
+        spec(columns={"ts": "timestamp", name: "int", "y": "float"})
+    assert spec(columns={"ts": "timestamp", name: "int", "y": "float"}, drop=[name]).feature_columns == []
 
 
 def test_infer_columns_maps_dtypes() -> None:

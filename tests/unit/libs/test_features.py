@@ -91,11 +91,17 @@ def test_value_of_wrong_type_is_a_value_error() -> None:
         compute_features(synthetic_spec(), synthetic_frame().assign(amount=["x", "1", "2", "3"]))
 
 
+def test_sensitive_columns_are_never_features() -> None:
+    """A masked column holds tokens whatever its declared type: it is neither selected nor cast."""
+    frame = synthetic_frame().assign(phone=["3fc38197e0017350"] * len(synthetic_frame()))  # tokens in an int column
+    features = compute_features(synthetic_spec(), frame)
+    assert "phone" not in features.columns and "email" not in features.columns
+
+
 def test_calendar_name_clash_is_rejected() -> None:
-    """A feature column named like a calendar feature is refused, naming it."""
-    spec = synthetic_spec(columns={"when": "timestamp", "month": "int", "label": "string"}, drop=[], sensitive={})
-    with pytest.raises(ValueError, match="month"):
-        feature_sql(spec, "raw")
+    """A feature column named like a calendar feature is refused by the spec, naming it."""
+    with pytest.raises(ValueError, match="month.*clash with the calendar features"):
+        synthetic_spec(columns={"when": "timestamp", "month": "int", "label": "string"}, drop=[], sensitive={})
 
 
 def test_where_clause_is_applied() -> None:

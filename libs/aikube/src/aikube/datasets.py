@@ -31,6 +31,7 @@ from aikube.errors import Rejected
 from aikube.storage import NotFound, ObjectStore, check_name
 
 __all__ = [
+    "CALENDAR_FEATURES",
     "NAME_PATTERN",
     "ColumnType",
     "DatasetCatalog",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 ColumnType = Literal["int", "float", "string", "bool", "timestamp"]
+# Features derived from the timestamp (aikube.features computes them); no column may bear their names.
+CALENDAR_FEATURES = ("hour", "day_of_week", "month")
 # Dataset and model names: the pattern the event schemas use.
 NAME_PATTERN = r"[a-z][a-z0-9_-]{0,62}"
 
@@ -141,6 +144,11 @@ class DatasetSpec(BaseModel):
         for role in (self.timestamp, self.target):
             if role in self.drop or role in self.sensitive:
                 raise ValueError(f"column {role!r} is the timestamp or target: it cannot be dropped or sensitive")
+        clashes = [name for name in (self.timestamp, self.target, *self.feature_columns) if name in CALENDAR_FEATURES]
+        if clashes:
+            raise ValueError(
+                f"columns {clashes} clash with the calendar features {list(CALENDAR_FEATURES)}; drop or rename them"
+            )
         if not self.columns:
             return self  # nothing declared yet to check against
         named = {
@@ -155,18 +163,50 @@ class DatasetSpec(BaseModel):
                 raise ValueError(f"{field}: {unknown} not among the declared columns {list(self.columns)}")
         if self.columns[self.timestamp] != "timestamp":
             raise ValueError(f"columns: timestamp column {self.timestamp!r} must have type 'timestamp'")
+        if self.task == "regression" and self.columns[self.target] not in ("int", "float"):
+            raise ValueError(
+                f"task regression needs a numeric target; {self.target!r} is {self.columns[self.target]}"
+                " (use task: classification, or declare the column's type under columns)"
+            )
+        # drift over no column would report no drift for ever, without a word
+        unknown = [name for name in self.drift.columns or [] if name not in self.feature_columns]
+        if unknown:
+            raise ValueError(f"drift.columns: {unknown} are not feature columns {self.feature_columns}")
         return self
 
     @property
     def feature_columns(self) -> list[str]:
-        """Declared columns minus timestamp, target, dropped and sensitive-dropped ones, in declared order."""
-        excluded = {self.timestamp, self.target, *self.drop}
-        excluded.update(name for name, action in self.sensitive.items() if action == "drop")
+        """Declared columns minus timestamp, target, dropped and sensitive ones, in declared order.
+
+        Sensitive columns are never features, masked ones included: a model trained on pseudonyms would meet raw
+        values at serving (the salt stays with the ingestor), and PII would flow to every model server.
+        """
+        excluded = {self.timestamp, self.target, *self.drop, *self.sensitive}
         return [name for name in self.columns if name not in excluded]
 
     def with_columns(self, columns: dict[str, ColumnType]) -> DatasetSpec:
-        """Return a copy with `columns` declared, validated again (model_copy would skip the checks)."""
-        return DatasetSpec.model_validate({**self.model_dump(), "columns": columns})
+        """Return a copy with `columns` declared, validated again (model_copy would skip the checks).
+
+        Raises:
+            ValueError: naming the dataset and each bad field.
+        """
+        return DatasetSpec.parse({**self.model_dump(), "columns": columns}, f"dataset {self.name!r}")
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> DatasetSpec:
+        """Validate `raw` into a spec; errors are one line, prefixed by `where` (a file, a dataset name).
+
+        Raises:
+            ValueError: naming each bad field.
+        """
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'spec'}: {error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors()
+            )
+            raise ValueError(f"{where}: invalid dataset spec: {problems}") from exc
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> DatasetSpec:
@@ -186,13 +226,7 @@ class DatasetSpec(BaseModel):
         data_path = raw.get("path")
         if isinstance(data_path, str) and "://" not in data_path and not Path(data_path).is_absolute():
             raw["path"] = str((path.parent / data_path).resolve())
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'spec'}: {error['msg']}" for error in exc.errors()
-            )
-            raise ValueError(f"{path}: invalid dataset spec: {problems}") from exc
+        return cls.parse(raw, str(path))
 
 
 def _column_type(series: pd.Series) -> ColumnType:

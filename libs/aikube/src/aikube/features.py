@@ -11,12 +11,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from aikube.datasets import ColumnType, DatasetSpec
+from aikube.datasets import CALENDAR_FEATURES, ColumnType, DatasetSpec
 from aikube.warehouse import PARTITION_COLUMN, Warehouse, connect
 
 __all__ = ["CALENDAR_FEATURES", "DIALECTS", "compute_features", "feature_sql", "model_columns", "quote_identifier"]
-
-CALENDAR_FEATURES = ("hour", "day_of_week", "month")
 
 # --- The only dialect-specific part: quoting, type names and calendar extraction per SQL dialect.
 # Both dialects give day_of_week 0 = Sunday: DuckDB's `dow` counts from 0 = Sunday, BigQuery's DAYOFWEEK from
@@ -68,23 +66,9 @@ def _calendar(timestamp: str, feature: str, dialect: str) -> str:
 # --- end of the dialect-specific part
 
 
-def _check_no_clash(spec: DatasetSpec) -> None:
-    """Raise ValueError when a selected column has the name of a calendar feature."""
-    clashes = [name for name in (spec.timestamp, spec.target, *spec.feature_columns) if name in CALENDAR_FEATURES]
-    if clashes:
-        raise ValueError(
-            f"dataset {spec.name!r}: columns {clashes} clash with the calendar features "
-            f"{list(CALENDAR_FEATURES)}; drop or rename them"
-        )
-
-
 def model_columns(spec: DatasetSpec) -> list[str]:
-    """Return the columns a model is trained on: the calendar features, then spec.feature_columns.
-
-    Raises:
-        ValueError: when a column has the name of a calendar feature.
-    """
-    _check_no_clash(spec)
+    """Return the columns a model is trained on: the calendar features, then spec.feature_columns (the spec
+    guarantees no column bears a calendar feature's name)."""
     return [*CALENDAR_FEATURES, *spec.feature_columns]
 
 
@@ -104,9 +88,8 @@ def feature_sql(
         dialect: "duckdb" (the default, and the serving path) or "bigquery"; pass `warehouse.dialect`.
 
     Raises:
-        ValueError: when a column has the name of a calendar feature, or for an unknown dialect.
+        ValueError: for an unknown dialect.
     """
-    _check_no_clash(spec)
     _check_dialect(dialect)
 
     def quote(name: str) -> str:

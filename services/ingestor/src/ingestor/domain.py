@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from aikube.datasets import ColumnType, DatasetSpec
 REASON_COLUMN = "_reason"
 TOKEN_HEX_CHARS = 16  # 64 bits: collisions stay negligible for millions of distinct values
 _QUOTED_VALUE_MAX = 50
+CLOCK_SKEW = pd.Timedelta("1h")  # how far a row's stamp may run ahead of the clock of the event that sent it
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
@@ -108,17 +110,59 @@ def required_columns(spec: DatasetSpec) -> list[str]:
     """Columns every batch must carry: the timestamp and the model's feature columns.
 
     The target may be absent from a whole batch (an unlabeled batch); columns the model never uses
-    (`drop`, sensitive `drop`) are optional too.
+    (`drop`, `sensitive`) are optional too.
     """
     return [spec.timestamp, *spec.feature_columns]
 
 
-def validate_rows(frame: pd.DataFrame, spec: DatasetSpec) -> Validation:
+@dataclass(frozen=True)
+class TimeBounds:
+    """Where a batch's timestamps may lie (naive UTC): inside the producer's window, and not after it was sent.
+
+    One row stamped in 2099 would otherwise stretch the batch's window over decades and convince the scheduler
+    that every later window was already seen.
+    """
+
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None  # [start, end) the producer declared
+    latest: pd.Timestamp | None = None  # the event's time plus the clock skew tolerated
+
+    @classmethod
+    def of(cls, window: dict[str, str] | None, sent: datetime | None, skew: pd.Timedelta = CLOCK_SKEW) -> TimeBounds:
+        """Bounds from an event's `window` field and its `time` attribute (either may be absent).
+
+        Raises:
+            ValueError: when the window does not end after it starts.
+        """
+        span = None
+        if window is not None:
+            span = (_naive_utc(window["start"]), _naive_utc(window["end"]))
+            if span[1] <= span[0]:
+                raise ValueError(f"window ends ({window['end']}) at or before it starts ({window['start']})")
+        return cls(span, None if sent is None else _naive_utc(sent) + skew)
+
+    def problems(self, stamps: pd.Series, column: str) -> list[tuple[pd.Series, str]]:
+        """(rows hit, reason kind) for the timestamps outside the bounds; missing stamps are not judged here."""
+        found = []
+        if self.window is not None:
+            start, end = self.window
+            found.append(((stamps < start) | (stamps >= end), f"{column}: outside the batch window"))
+        if self.latest is not None:
+            found.append((stamps > self.latest, f"{column}: later than the event that sent it"))
+        return found
+
+
+def _naive_utc(moment: datetime | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).tz_localize(None)
+
+
+def validate_rows(frame: pd.DataFrame, spec: DatasetSpec, bounds: TimeBounds = TimeBounds()) -> Validation:
     """Check a batch against the dataset contract and coerce it to the declared column types.
 
     Args:
         frame: the arrived rows, as read (any dtypes).
         spec: the dataset contract; `spec.columns` declares names and types.
+        bounds: where the timestamps may lie; a row outside is rejected ("ts: outside the batch window").
 
     Returns:
         Validation with accepted (typed) and rejected (raw text + `_reason`) rows. A required column
@@ -151,6 +195,8 @@ def validate_rows(frame: pd.DataFrame, spec: DatasetSpec) -> Validation:
         problems.append((raw.notna() & values.isna(), f"{column}: {_TYPE_PHRASE[kind]}", quoted))
         if column in (spec.timestamp, spec.target):
             problems.append((raw.isna(), f"{column}: missing value", None))
+        if column == spec.timestamp:
+            problems += [(hit, kind, column) for hit, kind in bounds.problems(values, column)]
 
     bad = pd.Series(False, index=frame.index)
     for hit, _, _ in problems:

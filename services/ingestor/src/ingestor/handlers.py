@@ -34,8 +34,12 @@ def on_dataset_arrived(data: dict[str, Any], ctx: EventContext, deps: Deps) -> E
     """Validate the batch row by row, mask PII, land the accepted rows; rejected rows are kept with reasons."""
     name, batch_id = data["dataset"], data["batch_id"]
     spec = deps.datasets.get(name)
+    try:
+        bounds = domain.TimeBounds.of(data.get("window"), ctx.time)
+    except ValueError as exc:
+        raise Rejected(f"batch {batch_id}: {exc}") from None
     frame = _read_batch(data, deps.store)
-    checked = domain.validate_rows(frame, spec)
+    checked = domain.validate_rows(frame, spec, bounds)
     landed, masked, dropped = domain.mask_sensitive(checked.accepted, spec, deps.mask_salt)
 
     result: dict[str, Any] = {

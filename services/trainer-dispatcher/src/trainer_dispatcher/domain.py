@@ -72,8 +72,8 @@ def model_version(window_end: datetime, request_id: str) -> str:
 
 
 def _categorical(spec: DatasetSpec, columns: list[str]) -> list[str]:
-    """Text columns: declared strings and masked sensitive columns (their tokens are text whatever the type)."""
-    return [c for c in columns if spec.columns.get(c) == "string" or spec.sensitive.get(c) == "mask"]
+    """Text columns: the declared strings."""
+    return [c for c in columns if spec.columns.get(c) == "string"]
 
 
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
