@@ -288,13 +288,14 @@ def test_uri_batch_is_read_from_the_file(
     assert warehouse.query("SELECT count(*) AS n FROM raw_bikeshare")["n"].item() == 24
 
 
-def test_unreadable_uri_is_dead_lettered(
-    bus: MemoryBus, dispatcher: Dispatcher, event: Callable[..., CloudEvent], tmp_path: Path
+@pytest.mark.parametrize("uri", ["missing", "gs://landing/b.csv", "http://example.com/b.csv"])
+def test_unreadable_uri_is_dead_lettered_at_once(
+    bus: MemoryBus, dispatcher: Dispatcher, event: Callable[..., CloudEvent], tmp_path: Path, uri: str
 ) -> None:
-    """A batch file that does not exist cannot be ingested on any retry: dead-lettered with the reason."""
-    missing = (tmp_path / "nowhere.csv").as_uri()
+    """A batch file that is missing, or whose scheme this store cannot read, is dead-lettered on the first try."""
+    uri = (tmp_path / "nowhere.csv").as_uri() if uri == "missing" else uri
     outcome = bus.deliver(
-        dispatcher, event("dataset.v1.arrived", {"dataset": "bikeshare", "batch_id": BATCH, "uri": missing})
+        dispatcher, event("dataset.v1.arrived", {"dataset": "bikeshare", "batch_id": BATCH, "uri": uri})
     )
     assert outcome.status == "dead_lettered" and "cannot be read" in outcome.reason
 

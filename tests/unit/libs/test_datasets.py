@@ -258,3 +258,27 @@ def test_catalog_refuses_spec_without_columns() -> None:
     bare = DatasetSpec(name="demo", timestamp="ts", target="y", task="regression")
     with pytest.raises(ValueError, match="infer_columns"):
         DatasetCatalog(MemoryObjectStore()).register(bare)
+
+
+def test_a_numeric_column_with_a_stray_value_stays_numeric() -> None:
+    """One 'abc' among numbers is a bad cell for the ingestor to reject, not a reason to make the column text."""
+    values = [str(v) for v in range(199)] + ["abc"]
+    frame = pd.DataFrame({"ts": ["2011-01-01T00:00:00Z"] * 200, "temp": values, "city": ["a", "b"] * 100})
+    assert infer_columns(frame, "ts") == {"ts": "timestamp", "temp": "float", "city": "string"}
+
+
+def test_a_text_column_with_a_few_numbers_stays_text() -> None:
+    frame = pd.DataFrame({"ts": ["2011-01-01"] * 4, "code": ["1", "2", "x", "y"]})
+    assert infer_columns(frame, "ts")["code"] == "string"
+
+
+@pytest.mark.parametrize("stamp", ["01/02/2011 00:00", "1293840000"])
+def test_a_timestamp_column_that_is_not_iso_8601_is_refused(stamp: str) -> None:
+    """US dates and epoch numbers would be rejected row by row: refused up front, quoting a value."""
+    with pytest.raises(ValueError, match=f"timestamp column 'ts' is not ISO 8601 \\(e.g. '{stamp}'\\)"):
+        infer_columns(pd.DataFrame({"ts": [stamp] * 3, "y": [1, 2, 3]}), "ts")
+
+
+def test_a_few_bad_timestamps_are_left_to_the_ingestor() -> None:
+    stamps = [f"2011-01-01T{h:02d}:00:00" for h in range(24)] * 5 + ["not-a-date"]
+    assert infer_columns(pd.DataFrame({"ts": stamps}), "ts") == {"ts": "timestamp"}

@@ -229,6 +229,11 @@ class DatasetSpec(BaseModel):
         return cls.parse(raw, str(path))
 
 
+# A text column whose values are numbers but for this share at most is numeric: the others are bad cells, which the
+# ingestor then rejects row by row with a reason, instead of turning the whole column (or the target) into text.
+STRAY_SHARE = 0.01
+
+
 def _column_type(series: pd.Series) -> ColumnType:
     if ptypes.is_bool_dtype(series):
         return "bool"
@@ -238,17 +243,42 @@ def _column_type(series: pd.Series) -> ColumnType:
         return "float"
     if ptypes.is_datetime64_any_dtype(series):
         return "timestamp"
+    if ptypes.is_object_dtype(series) and _mostly_parsed(series, pd.to_numeric(series, errors="coerce")):
+        return "float"  # numbers (whole ones read as floats too) with a few stray cells
     return "string"  # object, string, category and anything else travel as text
+
+
+def _mostly_parsed(raw: pd.Series, parsed: pd.Series) -> bool:
+    """True when all but STRAY_SHARE of the present values parsed (and there is at least one)."""
+    present = raw.notna()
+    return bool(present.any()) and parsed[present].notna().sum() >= (1 - STRAY_SHARE) * present.sum()
+
+
+def _check_iso_timestamps(series: pd.Series, name: str) -> None:
+    """Refuse a timestamp column the ingestor would reject row by row (it reads ISO 8601 only)."""
+    if ptypes.is_datetime64_any_dtype(series) or not series.notna().any():
+        return
+    parsed = pd.to_datetime(series.astype(str).where(series.notna()), errors="coerce", format="ISO8601", utc=True)
+    if not _mostly_parsed(series, parsed):
+        example = series[series.notna() & parsed.isna()].iloc[0]
+        raise ValueError(
+            f"timestamp column {name!r} is not ISO 8601 (e.g. {example!r}): write it as 2011-01-01T00:00:00[Z], "
+            "since dates like 01/02/2011 are ambiguous and bare numbers could be seconds or milliseconds"
+        )
 
 
 def infer_columns(frame: pd.DataFrame, timestamp: str) -> dict[str, ColumnType]:
     """Map each column of `frame` to a ColumnType; the `timestamp` column is a timestamp even if read as text.
 
+    A text column of numbers with a few stray values (at most STRAY_SHARE) is numeric: its stray cells are bad
+    rows, not a reason to treat the column as text.
+
     Raises:
-        ValueError: when `timestamp` is not a column of `frame`.
+        ValueError: when `timestamp` is not a column of `frame`, or is not ISO 8601.
     """
     if timestamp not in frame.columns:
         raise ValueError(f"timestamp column {timestamp!r} not in the data (columns: {list(frame.columns)})")
+    _check_iso_timestamps(frame[timestamp], timestamp)
     return {str(name): "timestamp" if name == timestamp else _column_type(frame[name]) for name in frame.columns}
 
 

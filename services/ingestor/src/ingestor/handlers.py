@@ -75,7 +75,7 @@ def _read_batch(data: dict[str, Any], store: ObjectStore) -> pd.DataFrame:
     uri = data["uri"]
     try:
         raw = store.read_uri(uri)
-    except (NotFound, FileNotFoundError) as exc:
+    except (NotFound, FileNotFoundError, ValueError) as exc:  # ValueError: a scheme this store cannot read
         raise Rejected(f"batch file {uri} cannot be read: {exc}") from None
     file_format = data.get("format") or ("parquet" if uri.endswith((".parquet", ".pq")) else "csv")
     try:
