@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aikube.demo import _closing
+from aikube.catalog import Catalog
+from aikube.demo import _closing, _progress_line
+from aikube.demo.replay import BatchScore, outcome_of
+from aikube.envelope import make_event
 
 
 def summary(*retrains: dict[str, Any]) -> dict[str, Any]:
@@ -35,3 +38,19 @@ def test_without_a_redeploy_the_first_retrain_is_shown() -> None:
 
 def test_without_retrains_no_trace_is_suggested() -> None:
     assert "aikube trace" not in _closing(summary(), Path("out"), 1.0)
+
+
+def outcome(key: str, **data: Any) -> Any:
+    spec = Catalog.load()[key]
+    return make_event(spec, {**spec.example(), **data}, source="/test", subject="x")
+
+
+def test_each_batch_line_says_how_the_training_it_requested_ended() -> None:
+    failed = outcome_of(outcome("training.v1.failed", error="too few labeled rows"))
+    scored = BatchScore("b", "2011-01-01T00:00:00+00:00", 7, None, None, None, "requested", "bootstrap", outcome=failed)
+
+    line = _progress_line(1, 4, scored)
+
+    assert line.endswith("→ requested: bootstrap → failed: too few labeled rows")
+    assert outcome_of(outcome("model.v1.deployed")) == "deployed"
+    assert outcome_of(outcome("model.v1.rejected")) == "rejected"

@@ -13,22 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from aikube.adapters import open_store
-from aikube.bus import subscriptions_of
 from aikube.catalog import Catalog
 from aikube.datasets import DatasetCatalog, DatasetSpec, infer_columns, read_table
 from aikube.demo import report
 from aikube.demo.observer import Observer
-from aikube.demo.replay import BatchScore, Scorer, replay
-from aikube.demo.stack import Stack, Workspace
+from aikube.demo.replay import Batch, BatchScore, Scorer, batches, replay
+from aikube.demo.stack import Stack, Terminated, Workspace, sigterm_as_interrupt
 from aikube.registry import ModelRegistry
 from aikube.sdk import DataSource
 from aikube.storage import ObjectStore
 from aikube.telemetry import setup_tracing, shutdown_tracing
 
-__all__ = ["run_demo"]
+__all__ = ["Terminated", "run_demo"]
 
 
 def run_demo(
@@ -42,8 +39,21 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the loop on a dataset end to end and write summary.json, timeline.png and the traces under `out`.
 
-    Every process it starts (emulator, six services, model servers) is stopped before it returns or raises.
+    Every process it starts (emulator, six services, model servers) is stopped before it returns or raises, on
+    Ctrl-C and on SIGTERM too (which then raises Terminated, a KeyboardInterrupt).
     """
+    with sigterm_as_interrupt():
+        return _run(dataset_yaml, out, max_batches, emulator_host, backend, say)
+
+
+def _run(
+    dataset_yaml: Path,
+    out: Path,
+    max_batches: int | None,
+    emulator_host: str | None,
+    backend: str,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     started = time.monotonic()
     spec = DatasetSpec.from_yaml(dataset_yaml)
     if spec.path is None:
@@ -51,11 +61,14 @@ def run_demo(
     frame = read_table(spec.path)
     if not spec.columns:
         spec = spec.with_columns(infer_columns(frame, spec.timestamp))
+    plan = list(batches(spec, frame))[:max_batches]  # before starting anything: a bad grain or timestamp fails fast
     for stale in ("state", "traces", "logs"):  # each run starts from nothing
         shutil.rmtree(out / stale, ignore_errors=True)
     workspace = Workspace(out).create()
 
     say(f"AIkube demo: {spec.name}, {len(frame):,} rows, batches of {spec.batch}; state and logs in {out}")
+    if plan and len(plan[0].unplaced):
+        say(f"{len(plan[0].unplaced):,} rows without a readable {spec.timestamp!r} go with the first batch (rejected)")
     setup_tracing("aikube-demo", exporter="file", trace_dir=workspace.traces)
     try:
         with Stack(workspace, Catalog.load(), emulator_host=emulator_host, backend=backend) as stack:
@@ -66,7 +79,7 @@ def run_demo(
             )
             store = open_store(stack.store_uri)
             DatasetCatalog(store).register(spec)
-            summary = _replay_on(stack, spec, frame, store, max_batches, say)
+            summary = _replay_on(stack, spec, len(frame), plan, store, say)
     finally:
         shutdown_tracing()
     report.write(summary, out)
@@ -77,9 +90,9 @@ def run_demo(
 def _replay_on(
     stack: Stack,
     spec: DatasetSpec,
-    frame: pd.DataFrame,
+    rows: int,
+    plan: list[Batch],
     store: ObjectStore,
-    max_batches: int | None,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     assert stack.bus is not None
@@ -87,18 +100,15 @@ def _replay_on(
     try:
         scores = replay(
             spec,
-            frame,
+            plan,
             DataSource(stack.project_id, catalog=stack.catalog, bus=stack.bus),
             observer,
             Scorer(spec, ModelRegistry(store)),
             alive=stack.check_alive,
             progress=lambda i, n, s: say(_progress_line(i, n, s)),
-            max_batches=max_batches,
         )
-        dead_letters = sum(
-            len(stack.bus.pull(sub.dead_letter_topic, timeout=2)) for sub in subscriptions_of(stack.catalog)
-        )
-        return report.summarize(spec, len(frame), scores, observer, dead_letters)
+        observer.settle()  # what the last batch's chain still emits (a late dead letter) counts too
+        return report.summarize(spec, rows, scores, observer)
     finally:
         observer.close()
 
@@ -107,8 +117,10 @@ def _progress_line(index: int, total: int, scored: BatchScore) -> str:
     error = (
         "" if scored.served_error is None else f"  served {scored.served_error:7.2f}  static {scored.static_error:7.2f}"
     )
+    outcome = f" → {scored.outcome}" if scored.outcome else ""  # a failed bootstrap says why, batch after batch
     return (
         f"[{index:>3}/{total}] {scored.start[:10]}  {scored.rows:>4} rows{error}  → {scored.decision}: {scored.reason}"
+        + outcome
     )
 
 
@@ -121,6 +133,7 @@ def _closing(summary: dict[str, Any], out: Path, seconds: float) -> str:
         f" {len(summary['retrains'])} automatic retrains, {deployed} models deployed,"
         f" {summary['dead_letters']} dead letters.",
     ]
+    lines += _problems(summary)
     if metric["deployed"] is not None:
         lines.append(
             f"Online {metric['name']} over {metric['rows_scored']:,} rows: served models {metric['deployed']:.2f}"
@@ -133,3 +146,19 @@ def _closing(summary: dict[str, Any], out: Path, seconds: float) -> str:
         lines.append(f"Follow the first {what} chain: aikube trace {chain['trace_id']} --dir {out / 'traces'}")
     lines.append(f"Summary: {out / 'summary.json'}   Timeline: {out / 'timeline.png'}")
     return "\n".join(lines)
+
+
+def _problems(summary: dict[str, Any]) -> list[str]:
+    """Closing lines for what went wrong: rejected rows, failed trainings (none when all went well)."""
+    lines = []
+    ingestion = summary.get("ingestion", {})
+    if ingestion.get("rows_rejected"):
+        reasons = ", ".join(f"{reason} ({count:,})" for reason, count in ingestion["reject_reasons"].items())
+        lines.append(
+            f"{ingestion['rows_rejected']:,} of {ingestion['rows_received']:,} rows rejected by the ingestor: {reasons}"
+            " (each row with its reason under rejects/ in the object store)"
+        )
+    if failed := summary.get("failed_trainings"):
+        first, plural = failed[0], "s" if len(failed) > 1 else ""
+        lines.append(f"{len(failed)} training{plural} failed; the first ({first['reason']}): {first['error']}")
+    return lines

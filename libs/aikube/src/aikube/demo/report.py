@@ -28,10 +28,12 @@ def _data(event: CloudEvent) -> dict[str, Any]:
     return data
 
 
-def summarize(
-    spec: DatasetSpec, rows: int, scores: list[BatchScore], observer: Observer, dead_letters: int
-) -> dict[str, Any]:
-    """The run as data: models, drift checks, retrains with their traces, the online metric, dead letters."""
+TOP_REASONS = 5  # reject reasons listed in the summary, most frequent first
+
+
+def summarize(spec: DatasetSpec, rows: int, scores: list[BatchScore], observer: Observer) -> dict[str, Any]:
+    """The run as data: ingestion, models, failed trainings, drift checks, retrains with their traces, the online
+    metric, dead letters."""
     outcomes: dict[str, tuple[str, dict[str, Any]]] = {}
     for key in ("model.v1.deployed", "model.v1.rejected"):
         for event in observer.of(key):
@@ -53,10 +55,11 @@ def summarize(
         )
     results = {m["request_id"]: m for m in models}
     failures = {_data(e)["request_id"]: _data(e)["error"] for e in observer.of("training.v1.failed")}
+    requests = observer.of("training.v1.requested")
     retrains = []
-    for event in observer.of("training.v1.requested"):
+    for event in requests:
         data = _data(event)
-        if data["reason"] == "bootstrap":
+        if data["reason"] == "bootstrap":  # the first model, not a retrain (its failures are in failed_trainings)
             continue
         model = results.get(data["request_id"], {})
         retrains.append(
@@ -82,14 +85,16 @@ def summarize(
         for d in map(_data, observer.of("drift.v1.checked"))
     ]
     scored = [s for s in scores if s.served_error is not None and s.static_error is not None]
-    weights = [s.rows for s in scored]
+    weights = [s.scored_rows for s in scored]
     total = sum(weights) or 1
     decisions = Counter(f"{_data(e)['decision']}: {_data(e)['reason']}" for e in observer.of("retrain.v1.decided"))
     return {
         "dataset": spec.name,
         "rows": rows,
         "batches": len(scores),
+        "ingestion": ingestion(observer.of("dataset.v1.ingested")),
         "models": models,
+        "failed_trainings": failed_trainings(requests, observer.of("training.v1.failed")),
         "drift_checks": checks,
         "retrains": retrains,
         "decisions": dict(decisions.most_common()),
@@ -101,10 +106,36 @@ def summarize(
             "static": sum(s.static_error * w for s, w in zip(scored, weights, strict=True)) / total if scored else None,
             "batches_scored": len(scored),
             "rows_scored": sum(weights),
+            "rows_of_unknown_class": sum(s.unknown_class_rows for s in scores),
+            "rows_unreadable": sum(s.unreadable_rows for s in scores),
         },
-        "dead_letters": dead_letters,
+        "dead_letters": len(observer.dead_letters),
+        "dead_lettered": [vars(d) for d in observer.dead_letters],
         "timeline": [vars(s) for s in scores],
     }
+
+
+def ingestion(ingested: list[CloudEvent]) -> dict[str, Any]:
+    """Rows received, accepted and rejected over every batch, with the most frequent reject reasons."""
+    reasons: Counter[str] = Counter()
+    for data in map(_data, ingested):
+        reasons.update(data.get("reject_reasons", {}))
+    totals = {key: sum(_data(e)[key] for e in ingested) for key in ("rows_received", "rows_accepted", "rows_rejected")}
+    return {**totals, "reject_reasons": dict(reasons.most_common(TOP_REASONS))}
+
+
+def failed_trainings(requested: list[CloudEvent], failed: list[CloudEvent]) -> list[dict[str, Any]]:
+    """Every training that failed, bootstrap ones included, with why it was requested and the error."""
+    reasons = {_data(e)["request_id"]: _data(e)["reason"] for e in requested}
+    return [
+        {
+            "request_id": data["request_id"],
+            "reason": reasons.get(data["request_id"], "unknown"),
+            "error": data["error"],
+            "trace_id": trace_id_of(event),
+        }
+        for event, data in ((e, _data(e)) for e in failed)
+    ]
 
 
 def plot_timeline(summary: dict[str, Any], path: Path) -> None:
@@ -136,7 +167,10 @@ def plot_timeline(summary: dict[str, Any], path: Path) -> None:
         f" vs static {_fmt(metric['static'])}"
     )
     axes.set_ylabel(metric["name"])
-    axes.legend(loc="upper left")
+    if timeline:  # no model ever served: no lines, and an empty legend would only warn
+        axes.legend(loc="upper left")
+    else:
+        axes.text(0.5, 0.5, "no model served", ha="center", va="center", transform=axes.transAxes)
     figure.autofmt_xdate()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -148,5 +182,6 @@ def _fmt(value: float | None) -> str:
 
 
 def write(summary: dict[str, Any], out: Path) -> None:
+    """Write summary.json and timeline.png into `out`."""
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     plot_timeline(summary, out / "timeline.png")

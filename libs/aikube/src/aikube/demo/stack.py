@@ -7,11 +7,14 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO
+from types import FrameType, TracebackType
+from typing import IO, Any
 
 from aikube.bus import PubSubBus
 from aikube.catalog import Catalog
@@ -26,6 +29,37 @@ SERVICES = {
     "trainer-dispatcher": "trainer_dispatcher.main",
     "deployer": "deployer.main",
 }
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the demo stops everything it started, exactly as on Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_handled_by(handler: Callable[[int, FrameType | None], Any] | int) -> Iterator[None]:
+    """Install a SIGTERM handler for the block, then put the previous one back (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only; there the default stays
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # None: a handler installed from outside Python, which cannot be reinstalled; the default is the safe bet
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+def sigterm_as_interrupt() -> AbstractContextManager[None]:
+    """While the block runs, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread.
+
+    `kill <pid>` (a supervisor, a CI timeout) then unwinds through the same `with Stack(...)` cleanup as Ctrl-C,
+    instead of ending this process and leaving the emulator and the services running.
+    """
+    return _sigterm_handled_by(_raise_terminated)
 
 
 @dataclass
@@ -177,7 +211,15 @@ class Stack:
                 raise RuntimeError(f"{name} exited with code {code}:\n  " + "\n  ".join(tail))
 
     def stop(self) -> None:
-        """SIGTERM every service (they finish in-flight work), then the stand-ins."""
+        """SIGTERM every service (they finish in-flight work), then the stand-ins.
+
+        A SIGTERM to this process meanwhile is ignored: stopping is what it asks for, and raising half-way would
+        leave the rest running.
+        """
+        with _sigterm_handled_by(signal.SIG_IGN):
+            self._stop()
+
+    def _stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
