@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aikube.metrics import primary_metric, score
+from aikube.metrics import known_classes, primary_metric, score
 
 
 def test_primary_metric_per_task() -> None:
@@ -46,3 +46,9 @@ def test_no_rows_is_rejected() -> None:
     """Scoring nothing is an error, not NaN."""
     with pytest.raises(ValueError, match="no rows"):
         score("regression", [], [])
+
+
+def test_known_classes_marks_the_rows_a_model_can_be_scored_on() -> None:
+    """Regression scores every row; classification only rows of a class the model was trained on."""
+    assert known_classes([1.0, 2.0], None).tolist() == [True, True]
+    assert known_classes(["a", "z", "b"], ["a", "b"]).tolist() == [True, False, True]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import log_loss, mean_absolute_error
 
-__all__ = ["primary_metric", "score"]
+__all__ = ["known_classes", "primary_metric", "score"]
 
 _PRIMARY: dict[str, str] = {"regression": "mae", "classification": "log_loss"}
 
@@ -49,3 +49,10 @@ def score(task: str, y_true: Any, prediction: Any, *, labels: Sequence[Any] | No
     if metric == "mae":
         return float(mean_absolute_error(y_true, prediction))
     return float(log_loss(y_true, np.asarray(prediction), labels=labels))
+
+
+def known_classes(y_true: Any, classes: Sequence[Any] | None) -> np.ndarray:
+    """The rows a model can be scored on: all of them for regression (no classes), else those whose class the
+    model was trained on (log loss has no probability for a class the model never saw)."""
+    truth = np.asarray(y_true)
+    return np.ones(len(truth), dtype=bool) if classes is None else np.isin(truth, list(classes))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.features import window_rows
-from aikube.metrics import score
+from aikube.metrics import known_classes, score
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.rollout import RolloutFailed, ServingBackend
 from aikube.runtime import Router
@@ -45,9 +46,13 @@ def on_training_completed(data: dict[str, Any], ctx: EventContext, deps: Deps) -
         return _deployed(outcome, candidate, deps.registry.endpoint(model) or "", None, {})
 
     holdout = _slice(deps.warehouse, spec, candidate)
-    scores = {"metric": candidate.metric, "candidate_score": _score(spec, candidate, holdout, deps)}
+    compared = _scores(spec, [candidate] if champion is None else [candidate, champion], holdout, deps)
+    if compared is None:  # a rejection the scheduler hears of, so the request does not stay in flight
+        reason = "no holdout row to compare on (the slice is empty, or none has a class every model knows)"
+        return Emit("model.v1.rejected", {**outcome, "reason": reason}, subject=model_subject(model))
+    scores = {"metric": candidate.metric, "candidate_score": compared[0]}
     if champion is not None:
-        scores["champion_score"] = _score(spec, champion, holdout, deps)
+        scores["champion_score"] = compared[1]
     decision = domain.gate(spec.task, scores["candidate_score"], scores.get("champion_score"), spec.gate.tolerance)
     rejected = {**outcome, **scores, **({"champion_version": champion.version} if champion else {})}
     if not decision.promote:
@@ -75,6 +80,12 @@ def _slice(warehouse: Warehouse, spec: DatasetSpec, candidate: ModelVersion) -> 
     return window_rows(warehouse, spec, features_table(spec.name), candidate.holdout_window or {})
 
 
-def _score(spec: DatasetSpec, version: ModelVersion, rows: pd.DataFrame, deps: Deps) -> float:
-    predictor = Predictor.from_artifact(deps.registry.artifact(version.model, version.version))
-    return float(score(spec.task, rows[spec.target], predictor.predict(rows)))
+def _scores(spec: DatasetSpec, versions: list[ModelVersion], rows: pd.DataFrame, deps: Deps) -> list[float] | None:
+    """Each version's error on the same rows: those whose class every version knows (all rows in regression);
+    None when no row is left to compare on."""
+    predictors = [Predictor.from_artifact(deps.registry.artifact(v.model, v.version)) for v in versions]
+    known = np.logical_and.reduce([known_classes(rows[spec.target], p.classes) for p in predictors])
+    if not known.any():
+        return None
+    rows = rows[known]
+    return [float(score(spec.task, rows[spec.target], p.predict(rows), labels=p.classes)) for p in predictors]

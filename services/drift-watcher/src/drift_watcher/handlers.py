@@ -15,6 +15,7 @@ import pandas as pd
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.features import snapshot_rows, window_rows
+from aikube.metrics import known_classes
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.runtime import Router
 from aikube.serving import Predictor
@@ -95,13 +96,19 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
 
 
 def _performance(spec: DatasetSpec, champion: ModelVersion, current: pd.DataFrame, deps: Deps) -> dict[str, Any] | None:
-    """The champion's error on the window's labelled rows against its holdout error (None without labels)."""
+    """The champion's error on the window's labelled rows against its holdout error (None without such rows)."""
     if spec.target not in current or current[spec.target].isna().all():
         return None
-    labelled = current[current[spec.target].notna()]
-    prediction = deps.predictor(champion).predict(labelled)
+    predictor = deps.predictor(champion)
+    # rows of a class the champion never saw have no probability to score (a new class is data drift's to flag)
+    labelled = current[current[spec.target].notna() & known_classes(current[spec.target], predictor.classes)]
+    if labelled.empty:
+        return None
+    prediction = predictor.predict(labelled)
     baseline = champion.metrics[champion.metric]
-    return domain.performance(spec.task, labelled[spec.target], prediction, baseline, spec.drift.performance_ratio)
+    return domain.performance(
+        spec.task, labelled[spec.target], prediction, baseline, spec.drift.performance_ratio, labels=predictor.classes
+    )
 
 
 def _checked(data: dict[str, Any], *, status: str, drifted: bool) -> Emit:

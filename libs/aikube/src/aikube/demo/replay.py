@@ -16,7 +16,7 @@ from pandas.tseries.frequencies import to_offset
 from aikube.datasets import DatasetSpec
 from aikube.demo.observer import Observer
 from aikube.features import compute_features
-from aikube.metrics import score
+from aikube.metrics import known_classes, score
 from aikube.registry import ModelRegistry
 from aikube.sdk import DataSource, records_of
 from aikube.serving import Predictor
@@ -134,7 +134,7 @@ class Scorer:
         served, served_classes = _predict_http(endpoint, records_of(features))
         static, static_classes = self.static.predict(features), self.static.classes
         truth = labelled[self.spec.target]
-        known = _known(truth, served_classes) & _known(truth, static_classes)
+        known = known_classes(truth, served_classes) & known_classes(truth, static_classes)
         result.served_version = champion.version
         result.unknown_class_rows = int((~known).sum())
         result.scored_rows = int(known.sum())
@@ -166,11 +166,6 @@ def _reads(spec: DatasetSpec, row: pd.DataFrame) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _known(truth: pd.Series, classes: list[Any] | None) -> np.ndarray:
-    """Rows a model can be scored on: all for regression (no classes), else those of a class it was trained on."""
-    return np.ones(len(truth), dtype=bool) if classes is None else truth.isin(classes).to_numpy()
 
 
 def _predict_http(endpoint: str, records: list[dict[str, Any]]) -> tuple[list[Any], list[Any] | None]:
