@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from aikube.catalog import Catalog, SchemaViolation
-from aikube.sdk import BatchError, arrived_event
+from aikube.sdk import BatchError, DataSource, arrived_event
+from aikube.telemetry import setup_tracing, shutdown_tracing
 
 
 def test_inline_frame_becomes_json_records(catalog: Catalog) -> None:
@@ -53,3 +58,35 @@ def test_unserialisable_records_are_refused(catalog: Catalog) -> None:
     """Records that JSON cannot encode get a clear error."""
     with pytest.raises(BatchError, match="JSON-serialisable"):
         arrived_event(catalog, "bikeshare", "b-1", records=[{"a": object()}])
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish_all(self, events: list[Any]) -> list[str]:
+        self.published.extend(events)
+        return ["1"]
+
+
+def test_publish_without_tracing_still_starts_a_trace(catalog: Catalog) -> None:
+    """A data source that set up no tracing gets a real trace id, and the event carries it to the services."""
+    shutdown_tracing()
+    bus = RecordingBus()
+    published = DataSource("p", catalog=catalog, bus=bus).publish_batch("d", "b1", uri="file:///x.csv")  # type: ignore[arg-type]
+    assert published.trace_id != "0" * 32
+    (event,) = bus.published
+    assert event.get_extension("traceparent").split("-")[1] == published.trace_id
+
+
+def test_publish_with_tracing_uses_the_configured_tracer(catalog: Catalog, tmp_path: Path) -> None:
+    """Where tracing is set up the publish span is recorded in its trace."""
+    setup_tracing("source", exporter="file", trace_dir=tmp_path)
+    try:
+        published = DataSource("p", catalog=catalog, bus=RecordingBus()).publish_batch(  # type: ignore[arg-type]
+            "d", "b1", uri="file:///x.csv"
+        )
+    finally:
+        shutdown_tracing()
+    (span_file,) = tmp_path.glob("source-*.jsonl")
+    assert json.loads(span_file.read_text())["trace_id"] == published.trace_id

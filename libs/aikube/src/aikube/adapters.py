@@ -5,42 +5,43 @@ The Google Cloud backends are imported only when chosen: their client libraries 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from aikube.settings import ConfigError
+from aikube.settings import ConfigError, check_store_uri, check_warehouse_uri
 from aikube.storage import LocalObjectStore, ObjectStore, read_file_uri
 from aikube.warehouse import DuckDBWarehouse, Warehouse
 
 
 def open_store(uri: str) -> ObjectStore:
-    """`file:///folder` → a local folder; `gs://bucket[/prefix]` → Cloud Storage (STORAGE_EMULATOR_HOST honoured)."""
-    parsed = urlparse(uri)
+    """`file:///folder` → a local folder; `gs://bucket[/prefix]` → Cloud Storage (STORAGE_EMULATOR_HOST honoured).
+
+    Raises:
+        ConfigError: an unsupported URI.
+    """
+    parsed = urlparse(_checked(check_store_uri, uri))
     if parsed.scheme == "file":
         return LocalObjectStore(Path(parsed.path))
-    if parsed.scheme == "gs" and parsed.netloc:
-        from aikube.gcs import GcsObjectStore
+    from aikube.gcs import GcsObjectStore
 
-        return GcsObjectStore(parsed.netloc, prefix=parsed.path.strip("/"))
-    raise ConfigError(f"unsupported object store URI {uri!r}: use file:///folder or gs://bucket/prefix")
+    return GcsObjectStore(parsed.netloc, prefix=parsed.path.strip("/"))
 
 
 def open_warehouse(uri: str) -> Warehouse:
     """`duckdb:///folder` → embedded DuckDB over Parquet; `bigquery://project/dataset` → BigQuery.
 
     BigQuery honours BIGQUERY_EMULATOR_HOST (see aikube.bigquery.bigquery_client).
+
+    Raises:
+        ConfigError: an unsupported or incomplete URI.
     """
-    parsed = urlparse(uri)
+    parsed = urlparse(_checked(check_warehouse_uri, uri))
     if parsed.scheme == "duckdb":
         return DuckDBWarehouse(Path(parsed.path))
-    if parsed.scheme == "bigquery":
-        dataset = parsed.path.strip("/")
-        if not parsed.netloc or not dataset or "/" in dataset:
-            raise ConfigError(f"invalid warehouse URI {uri!r}: use bigquery://project/dataset")
-        from aikube.bigquery import BigQueryWarehouse
+    from aikube.bigquery import BigQueryWarehouse
 
-        return BigQueryWarehouse(parsed.netloc, dataset)
-    raise ConfigError(f"unsupported warehouse URI {uri!r}: use duckdb:///folder or bigquery://project/dataset")
+    return BigQueryWarehouse(parsed.netloc, parsed.path.strip("/"))
 
 
 def read_uri(uri: str) -> bytes:
@@ -54,3 +55,11 @@ def read_uri(uri: str) -> bytes:
 
         return GcsObjectStore(parse_gs_uri(uri)[0]).read_uri(uri)
     return read_file_uri(uri)
+
+
+def _checked(check: Callable[[str], str], uri: str) -> str:
+    # the settings validate the same URIs; outside of settings (the CLI) a bad one is still a configuration error
+    try:
+        return check(uri)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -12,6 +12,7 @@ from pathlib import Path
 from aikube.settings import ENV_PREFIX
 
 DEFAULT_DATASET = "examples/bikeshare.yaml"
+CLI_PUBLISH_TIMEOUT_S = 15.0  # a person waits at the prompt; a service's retries wait longer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the whole loop on a dataset, as separate processes over Pub/Sub")
     demo.add_argument("--dataset", type=Path, default=Path(DEFAULT_DATASET), help="dataset YAML (default: %(default)s)")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
-    demo.add_argument("--max-batches", type=int, help="stop after this many batches")
-    demo.add_argument("--emulator", help="host:port of a running Pub/Sub emulator (default: start one)")
+    demo.add_argument("--max-batches", type=_positive_int, help="stop after this many batches (at least 1)")
+    demo.add_argument(
+        "--emulator", type=_host_port, help="host:port of a running Pub/Sub emulator (default: start one)"
+    )
     demo.add_argument(
         "--backend",
         choices=["local", "gcp-emulators"],
@@ -73,10 +76,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from aikube.bus import PubSubBus
+    from aikube.catalog import Catalog
     from aikube.datasets import read_table
     from aikube.sdk import DataSource
+    from aikube.settings import TraceSettings, load_settings
+    from aikube.telemetry import setup_tracing, shutdown_tracing
 
     project = _required(args.project, "--project or AIKUBE_PROJECT_ID")
+    tracing = load_settings(TraceSettings)  # before reading the file: a bad setting fails at once
     batch: dict[str, object] = {}
     if args.file:
         frame = read_table(args.file)
@@ -88,19 +96,44 @@ def _publish(args: argparse.Namespace) -> int:
         batch["uri"] = args.uri
         if args.generation:
             batch["generation"] = args.generation
-    source = DataSource(project)
+    catalog = Catalog.load()
+    source = DataSource(
+        project, catalog=catalog, bus=PubSubBus(project, catalog, publish_timeout_s=CLI_PUBLISH_TIMEOUT_S)
+    )
+    # The publish span is the root of the batch's trace, exported like the services' (AIKUBE_TRACE_*); with the
+    # default exporter `none` it is not recorded, but the printed id is still the one the services continue.
+    setup_tracing("aikube-publish", exporter=tracing.trace_exporter, trace_dir=tracing.trace_dir)
     try:
         published = source.publish_batch(args.dataset, args.batch_id, **batch)
     finally:
         source.close()
+        shutdown_tracing()
     print(f"published {args.dataset}/{args.batch_id}: event {published.event_id}, trace {published.trace_id}")
     return 0
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from aikube.tracefile import trace_command
+    from aikube.tracefile import load_spans, render_trace, trace_command, traces
 
-    print(trace_command(args.trace_id, args.dir))
+    if not args.dir.is_dir():
+        raise LookupError(
+            f"no trace folder {args.dir}: give --dir (or AIKUBE_TRACE_DIR) the folder the services write spans to"
+            " with AIKUBE_TRACE_EXPORTER=file"
+        )
+    if args.trace_id is None:
+        print(trace_command(None, args.dir))
+        return 0
+    spans = load_spans(args.dir)
+    prefix = args.trace_id.strip().lower()
+    matches = [summary.trace_id for summary in traces(spans) if summary.trace_id.startswith(prefix)]
+    if not matches:
+        raise LookupError(
+            f"no trace starting with {args.trace_id!r} in {args.dir}; `aikube trace --dir {args.dir}` lists them"
+        )
+    if len(matches) > 1:
+        print(trace_command(args.trace_id, args.dir), file=sys.stderr)  # the matching traces, to pick from
+        return 1
+    print(render_trace(spans, matches[0]))
     return 0
 
 
@@ -147,6 +180,25 @@ def _required(value: str | None, what: str) -> str:
     if not value:
         raise ValueError(f"missing {what}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _host_port(text: str) -> str:
+    """argparse type: host:port with a port number, as PUBSUB_EMULATOR_HOST takes it."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected host:port, e.g. 127.0.0.1:8085, not {text!r}")
+    return text
 
 
 COMMANDS = {

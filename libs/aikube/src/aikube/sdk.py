@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 from cloudevents.core.v1.event import CloudEvent
 from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
 
 from aikube.bus import PubSubBus
 from aikube.catalog import SDK_PRODUCER, Catalog
@@ -23,6 +25,7 @@ from aikube.envelope import derived_id, make_event, source_of
 ARRIVED = "dataset.v1.arrived"
 MAX_INLINE_BYTES = 8 * 1024 * 1024  # Pub/Sub takes 10 MB per message; larger batches travel by reference
 tracer = trace.get_tracer("aikube.sdk")
+_IDS_ONLY = TracerProvider(resource=Resource.create({SERVICE_NAME: SDK_PRODUCER})).get_tracer("aikube.sdk")
 
 
 class BatchError(ValueError):
@@ -96,17 +99,26 @@ class DataSource:
     """A data source's handle on the bus."""
 
     def __init__(self, project_id: str, *, catalog: Catalog | None = None, bus: PubSubBus | None = None) -> None:
+        """Connect to the project's Pub/Sub (the emulator when PUBSUB_EMULATOR_HOST is set).
+
+        Raises:
+            BusError: no emulator host and no Google Cloud credentials.
+        """
         self.catalog = catalog or Catalog.load()
         self.bus = bus or PubSubBus(project_id, self.catalog)
 
     def publish_batch(self, dataset: str, batch_id: str, **batch: Any) -> Published:
         """Announce a batch (see `arrived_event` for the arguments) and wait until Pub/Sub accepted it.
 
-        The publish span starts the batch's trace: every event the loop derives from it joins that trace.
+        The publish span starts the batch's trace: every event the loop derives from it joins that trace. It is
+        recorded only if this process set up tracing (`aikube.telemetry.setup_tracing`), but its id is real either way.
+
+        Raises:
+            BatchError, SchemaViolation: see `arrived_event`.
+            BusError: Pub/Sub did not accept the event within the bus's publish timeout (unreachable, topic not
+                provisioned, no permission); the message says which.
         """
-        with tracer.start_as_current_span(
-            f"{ARRIVED} publish", kind=trace.SpanKind.PRODUCER, attributes={"aikube.dataset": dataset}
-        ) as span:
+        with trace.use_span(_publish_span(dataset), end_on_exit=True) as span:
             event = arrived_event(self.catalog, dataset, batch_id, **batch)
             span.set_attribute("cloudevents.event_id", event.get_id())
             span.set_attribute("cloudevents.event_type", event.get_type())
@@ -116,3 +128,16 @@ class DataSource:
 
     def close(self) -> None:
         self.bus.close()
+
+
+def _publish_span(dataset: str) -> trace.Span:
+    """The span of a publish: the configured tracer's, or, where tracing is not set up, one exported nowhere.
+
+    Without the fallback the span would be a no-op with trace id 0: the event would carry no traceparent, so each
+    service would start a trace of its own and the id given back would name none of them.
+    """
+    name, kind, attributes = f"{ARRIVED} publish", trace.SpanKind.PRODUCER, {"aikube.dataset": dataset}
+    span = tracer.start_span(name, kind=kind, attributes=attributes)
+    if span.get_span_context().is_valid:
+        return span
+    return _IDS_ONLY.start_span(name, kind=kind, attributes=attributes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from aikube.adapters import open_store, open_warehouse
 from aikube.app import run_service
@@ -15,6 +15,14 @@ SERVICE = "ingestor"
 
 class Settings(ServiceSettings):
     mask_salt: SecretStr  # key of the pseudonyms of sensitive columns; required so tokens cannot be reversed
+
+    @field_validator("mask_salt")
+    @classmethod
+    def _salt_not_empty(cls, salt: SecretStr) -> SecretStr:
+        # checked here, not on the first sensitive batch: that one would fail every attempt and be dead-lettered
+        if not salt.get_secret_value():
+            raise ValueError("must not be empty (an unsalted hash of a value can be reversed by lookup)")
+        return salt
 
 
 def make_deps(settings: Settings) -> Deps:
