@@ -1,12 +1,14 @@
-"""The demo's closing lines point the operator at a chain worth reading."""
+"""The demo's entry checks and closing lines (which point the operator at a chain worth reading)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aikube.catalog import Catalog
-from aikube.demo import _closing, _progress_line
+from aikube.demo import _closing, _progress_line, run_demo
 from aikube.demo.replay import BatchScore, outcome_of
 from aikube.envelope import make_event
 
@@ -54,3 +56,11 @@ def test_each_batch_line_says_how_the_training_it_requested_ended() -> None:
     assert line.endswith("→ requested: bootstrap → failed: too few labeled rows")
     assert outcome_of(outcome("model.v1.deployed")) == "deployed"
     assert outcome_of(outcome("model.v1.rejected")) == "rejected"
+
+
+@pytest.mark.parametrize("max_batches", [0, -1])
+def test_run_demo_refuses_fewer_than_one_batch(tmp_path: Path, max_batches: int) -> None:
+    """`[:-1]` would silently mean "all but the last": refused before anything starts."""
+    with pytest.raises(ValueError, match="max_batches must be at least 1"):
+        run_demo(tmp_path / "unused.yaml", tmp_path / "out", max_batches=max_batches)
+    assert not (tmp_path / "out").exists()

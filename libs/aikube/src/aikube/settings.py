@@ -65,7 +65,7 @@ LogLevel = Annotated[
 
 
 class TraceSettings(BaseSettings):
-    """Where spans go: the services' and the CLI's (`aikube publish` starts a batch's trace)."""
+    """Where spans go: the services', the training job's and the CLI's (`aikube publish` starts a batch's trace)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="ignore")
 

@@ -14,14 +14,13 @@ from typing import Any
 
 from opentelemetry import trace
 from pydantic import Json
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aikube.adapters import open_store, open_warehouse
 from aikube.datasets import DatasetCatalog
 from aikube.features import window_rows
 from aikube.registry import ModelRegistry
 from aikube.serving import make_artifact
-from aikube.settings import ENV_PREFIX, ConfigError, load_settings
+from aikube.settings import ENV_PREFIX, ConfigError, StoreUri, TraceSettings, WarehouseUri, load_settings
 from aikube.telemetry import context_from, setup_tracing, shutdown_tracing
 from aikube.warehouse import PARTITION_COLUMN
 from aikube.windows import window
@@ -31,14 +30,12 @@ REQUEST_ENV = f"{ENV_PREFIX}TRAINING_REQUEST"
 tracer = trace.get_tracer("trainer_dispatcher.job")
 
 
-class JobSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+class JobSettings(TraceSettings):
+    """The job's settings: the services' checks for the store, warehouse and traces, plus the request."""
 
-    store: str
-    warehouse: str
+    store: StoreUri
+    warehouse: WarehouseUri
     training_request: Json[dict[str, Any]]
-    trace_exporter: str = "none"
-    trace_dir: str | None = None
 
 
 def train_and_register(settings: JobSettings) -> str:

@@ -41,7 +41,12 @@ def run_demo(
 
     Every process it starts (emulator, six services, model servers) is stopped before it returns or raises, on
     Ctrl-C and on SIGTERM too (which then raises Terminated, a KeyboardInterrupt).
+
+    Raises:
+        ValueError: for a bad spec or data file, or `max_batches` below 1.
     """
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be at least 1, got {max_batches}")
     with sigterm_as_interrupt():
         return _run(dataset_yaml, out, max_batches, emulator_host, backend, say)
 
