@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +14,8 @@ from aikube import app
 from aikube.bus import BusError
 from aikube.runtime import Router
 from aikube.settings import ConfigError, ServiceSettings
-from aikube.telemetry import shutdown_tracing
 
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """run_service configures logging and tracing for the process: undo it after each test."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    shutdown_tracing()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_process_state")  # each test sets up logging and tracing
 
 
 @pytest.fixture

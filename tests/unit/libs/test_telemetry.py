@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,17 +36,7 @@ TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 tracer = trace.get_tracer("tests.telemetry")  # fetched before any setup, as modules do at import time
 
 
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """Each test leaves tracing off and the root logger as it found it."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    shutdown_tracing()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_process_state")  # each test sets up logging and tracing
 
 
 def read_span_file(trace_dir: Path, service: str) -> list[dict]:
