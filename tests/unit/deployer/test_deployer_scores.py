@@ -1,4 +1,4 @@
-"""The evaluation gate's scoring: both models on the same rows, classes a model never saw left out."""
+"""The evaluation gate's scoring: both models on the same rows; a class a model never saw is its worst error."""
 
 from __future__ import annotations
 
@@ -51,19 +51,17 @@ def test_a_slice_missing_a_class_is_scored_against_every_class(deps: Deps) -> No
     assert error == pytest.approx(expected)
 
 
-def test_both_models_are_scored_on_the_rows_of_classes_both_know(deps: Deps) -> None:
+def test_a_class_the_champion_never_saw_is_its_worst_error_so_the_candidate_wins(deps: Deps) -> None:
     candidate = register(deps.registry, "v2", [0, 1, 2, 3, 4, 5], ["a", "a", "b", "b", "c", "c"])
     champion = register(deps.registry, "v1", [0, 1, 2, 3], ["a", "a", "b", "b"])  # never saw "c"
     holdout = rows([0.5, 2.5, 4.5], ["a", "b", "c"])
-    scores = _scores(SPEC, [candidate, champion], holdout, deps)
-    known = holdout.iloc[:2]
-    assert scores == [
-        pytest.approx(log_loss(known["y"], probabilities(deps, candidate, known), labels=["a", "b", "c"])),
-        pytest.approx(log_loss(known["y"], probabilities(deps, champion, known), labels=["a", "b"])),
-    ]
+    candidate_score, champion_score = _scores(SPEC, [candidate, champion], holdout, deps) or []
+    assert candidate_score == pytest.approx(
+        log_loss(holdout["y"], probabilities(deps, candidate, holdout), labels=["a", "b", "c"])
+    )
+    assert champion_score > 5 * candidate_score
 
 
-def test_nothing_to_compare_on_is_none(deps: Deps) -> None:
+def test_an_empty_slice_is_none(deps: Deps) -> None:
     candidate = register(deps.registry, "v2", [0, 1, 2, 3], ["a", "a", "b", "b"])
-    assert _scores(SPEC, [candidate], rows([1.0], ["z"]), deps) is None
     assert _scores(SPEC, [candidate], rows([], []), deps) is None

@@ -63,8 +63,15 @@ def test_mixed_utc_offsets_are_placed_in_utc() -> None:
 
 
 def test_a_file_without_any_readable_timestamp_is_refused_with_the_column() -> None:
-    with pytest.raises(ValueError, match="no row has a readable ISO 8601 timestamp in 'ts'.*'soon'"):
+    with pytest.raises(ValueError, match="no row has a readable ISO 8601 timestamp in the past in 'ts'.*'soon'"):
         list(batches(spec(), frame(["soon", "later"])))
+
+
+def test_a_row_from_the_future_goes_with_the_first_batch_not_a_batch_of_its_own() -> None:
+    """One row stamped 2099 must not become a batch in 2099 (scored, and stretching the timeline for decades)."""
+    plan = list(batches(spec(), frame(["2021-01-01T00:10:00", "2099-06-01T00:00:00", "2021-01-01T01:20:00"])))
+    assert [b.start.year for b in plan] == [2021, 2021]
+    assert list(plan[0].unplaced["ts"]) == ["2099-06-01T00:00:00"]
 
 
 def test_sub_minute_batches_get_second_precision_ids_and_every_row_its_batch() -> None:
@@ -147,31 +154,34 @@ def test_a_batch_with_only_some_of_the_classes_is_scored_against_all_of_them(ser
     expected = log_loss(batch["y"], predictor.predict(batch), labels=["a", "b", "c"])
     assert result.served_error == pytest.approx(expected)
     assert result.static_error == pytest.approx(expected)
-    assert (result.scored_rows, result.unknown_class_rows) == (3, 0)
+    assert (result.scored_rows, result.new_class_rows) == (3, 0)
 
 
-def test_rows_of_a_class_a_model_never_saw_are_left_out_and_counted(served: tuple[Predictor, str]) -> None:
+def test_a_class_the_static_model_never_saw_is_its_worst_error_and_credits_the_served_one(
+    served: tuple[Predictor, str],
+) -> None:
+    """A new class is the old model's worst error, so the retrained model that learned it beats it."""
     predictor, endpoint = served
     scorer = Scorer(spec(), Registry(endpoint))  # type: ignore[arg-type]
     scorer.static = fitted(spec(), [0, 1, 2, 3], ["a", "a", "b", "b"])  # the first model knew two classes only
-    batch = rows([0.5, 2.5, 4.5, 5.0], ["a", "b", "c", "d"])  # "c": unknown to static; "d": unknown to both
+    batch = rows([0.5, 2.5, 4.5, 5.0], ["a", "b", "c", "c"])
 
     result = scorer.score(scored_batch(batch))
 
-    known = batch.iloc[:2]
-    assert (result.scored_rows, result.unknown_class_rows) == (2, 2)
-    assert result.served_error == pytest.approx(log_loss(known["y"], predictor.predict(known), labels=["a", "b", "c"]))
-    assert result.static_error == pytest.approx(log_loss(known["y"], scorer.static.predict(known), labels=["a", "b"]))
+    assert (result.scored_rows, result.new_class_rows) == (4, 0)
+    assert result.served_error == pytest.approx(log_loss(batch["y"], predictor.predict(batch), labels=["a", "b", "c"]))
+    assert result.static_error is not None and result.static_error > 5 * result.served_error
 
 
-def test_a_batch_of_unknown_classes_only_is_not_scored(served: tuple[Predictor, str]) -> None:
+def test_rows_of_a_class_the_served_model_never_saw_are_counted(served: tuple[Predictor, str]) -> None:
     predictor, endpoint = served
     scorer = Scorer(spec(), Registry(endpoint))  # type: ignore[arg-type]
     scorer.static = predictor
 
-    result = scorer.score(scored_batch(rows([1.0, 2.0], ["z", "z"])))
+    result = scorer.score(scored_batch(rows([1.0, 2.0], ["z", "a"])))
 
-    assert (result.served_error, result.static_error, result.unknown_class_rows) == (None, None, 2)
+    assert (result.scored_rows, result.new_class_rows) == (2, 1)
+    assert result.served_error is not None and result.served_error > 10  # log loss clipped at probability ~1e-16
 
 
 def test_rows_the_models_cannot_read_are_left_out_of_scoring_and_counted() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from sklearn.metrics import log_loss
 
-from aikube.metrics import known_classes, primary_metric, score
+from aikube.metrics import primary_metric, score
 
 
 def test_primary_metric_per_task() -> None:
@@ -48,7 +49,19 @@ def test_no_rows_is_rejected() -> None:
         score("regression", [], [])
 
 
-def test_known_classes_marks_the_rows_a_model_can_be_scored_on() -> None:
-    """Regression scores every row; classification only rows of a class the model was trained on."""
-    assert known_classes([1.0, 2.0], None).tolist() == [True, True]
-    assert known_classes(["a", "z", "b"], ["a", "b"]).tolist() == [True, False, True]
+def test_a_class_the_model_never_saw_is_scored_as_probability_zero() -> None:
+    """A true class outside the model's classes counts as a zero-probability prediction (log loss's clip bound)."""
+    probabilities = [[0.7, 0.3], [0.2, 0.8]]
+    seen = score("classification", ["a", "b"], probabilities, labels=["a", "b"])
+    unseen = score("classification", ["a", "c"], probabilities, labels=["a", "b"])
+    by_hand = log_loss(["a", "c"], [[0.7, 0.3, 0.0], [0.2, 0.8, 0.0]], labels=["a", "b", "c"])
+    assert unseen == pytest.approx(by_hand) and unseen > 10 * seen
+
+
+def test_unseen_classes_are_placed_in_sorted_column_order() -> None:
+    """log_loss reads columns in sorted label order: an unseen class sorting first must not shift the others."""
+    widened = score("classification", ["b", "c"], [[0.9, 0.1], [0.2, 0.8]], labels=["b", "c"])
+    with_unseen = score("classification", ["b", "c", "a"], [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], labels=["b", "c"])
+    assert with_unseen > widened
+    expected = log_loss(["b", "c", "a"], [[0, 0.9, 0.1], [0, 0.2, 0.8], [0, 0.5, 0.5]], labels=["a", "b", "c"])
+    assert with_unseen == pytest.approx(expected)

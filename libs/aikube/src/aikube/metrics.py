@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import log_loss, mean_absolute_error
 
-__all__ = ["known_classes", "primary_metric", "score"]
+__all__ = ["primary_metric", "score"]
 
 _PRIMARY: dict[str, str] = {"regression": "mae", "classification": "log_loss"}
 
@@ -38,7 +38,8 @@ def score(task: str, y_true: Any, prediction: Any, *, labels: Sequence[Any] | No
         y_true: the true values or classes.
         prediction: predicted values (regression) or the class-probability matrix (classification).
         labels: the classes in the order of the probability columns (a model's `classes_`); needed when
-            y_true does not contain every class.
+            y_true does not contain every class. A true class not among them gets probability 0, which log loss
+            punishes to its clipping bound: a class the model never saw is its worst error, not a row to skip.
 
     Raises:
         ValueError: for an unknown task, no rows, or shapes that do not match.
@@ -48,11 +49,17 @@ def score(task: str, y_true: Any, prediction: Any, *, labels: Sequence[Any] | No
         raise ValueError("cannot score: no rows")
     if metric == "mae":
         return float(mean_absolute_error(y_true, prediction))
-    return float(log_loss(y_true, np.asarray(prediction), labels=labels))
+    probabilities = np.asarray(prediction, dtype=float)
+    if labels is not None:
+        probabilities, labels = _with_unseen_classes(np.asarray(y_true), probabilities, list(labels))
+    return float(log_loss(y_true, probabilities, labels=labels))
 
 
-def known_classes(y_true: Any, classes: Sequence[Any] | None) -> np.ndarray:
-    """The rows a model can be scored on: all of them for regression (no classes), else those whose class the
-    model was trained on (log loss has no probability for a class the model never saw)."""
-    truth = np.asarray(y_true)
-    return np.ones(len(truth), dtype=bool) if classes is None else np.isin(truth, list(classes))
+def _with_unseen_classes(y_true: np.ndarray, probabilities: np.ndarray, labels: list[Any]) -> tuple[np.ndarray, Any]:
+    """The probability matrix over labels ∪ y_true's classes, sorted as log_loss reads columns; unseen ones 0."""
+    every = np.unique(np.concatenate([np.asarray(labels, dtype=y_true.dtype), y_true]))
+    if len(every) == len(labels):
+        return probabilities, labels
+    widened = np.zeros((len(probabilities), len(every)))
+    widened[:, np.searchsorted(every, np.asarray(labels, dtype=y_true.dtype))] = probabilities
+    return widened, every

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.features import window_rows
-from aikube.metrics import known_classes, score
+from aikube.metrics import score
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.rollout import RolloutFailed, ServingBackend
 from aikube.runtime import Router
@@ -48,7 +47,7 @@ def on_training_completed(data: dict[str, Any], ctx: EventContext, deps: Deps) -
     holdout = _slice(deps.warehouse, spec, candidate)
     compared = _scores(spec, [candidate] if champion is None else [candidate, champion], holdout, deps)
     if compared is None:  # a rejection the scheduler hears of, so the request does not stay in flight
-        reason = "no holdout row to compare on (the slice is empty, or none has a class every model knows)"
+        reason = "the holdout slice has no rows to compare on"
         return Emit("model.v1.rejected", {**outcome, "reason": reason}, subject=model_subject(model))
     scores = {"metric": candidate.metric, "candidate_score": compared[0]}
     if champion is not None:
@@ -81,11 +80,8 @@ def _slice(warehouse: Warehouse, spec: DatasetSpec, candidate: ModelVersion) -> 
 
 
 def _scores(spec: DatasetSpec, versions: list[ModelVersion], rows: pd.DataFrame, deps: Deps) -> list[float] | None:
-    """Each version's error on the same rows: those whose class every version knows (all rows in regression);
-    None when no row is left to compare on."""
-    predictors = [Predictor.from_artifact(deps.registry.artifact(v.model, v.version)) for v in versions]
-    known = np.logical_and.reduce([known_classes(rows[spec.target], p.classes) for p in predictors])
-    if not known.any():
+    """Each version's error on the same rows (a class a version never saw is its worst error); None without rows."""
+    if rows.empty:
         return None
-    rows = rows[known]
+    predictors = [Predictor.from_artifact(deps.registry.artifact(v.model, v.version)) for v in versions]
     return [float(score(spec.task, rows[spec.target], p.predict(rows), labels=p.classes)) for p in predictors]

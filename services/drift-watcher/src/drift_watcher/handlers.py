@@ -15,7 +15,6 @@ import pandas as pd
 from aikube.datasets import DatasetCatalog, DatasetSpec
 from aikube.envelope import Emit, EventContext
 from aikube.features import snapshot_rows, window_rows
-from aikube.metrics import known_classes
 from aikube.registry import ModelRegistry, ModelVersion
 from aikube.runtime import Router
 from aikube.serving import Predictor
@@ -96,14 +95,12 @@ def on_feature_set_built(data: dict[str, Any], ctx: EventContext, deps: Deps) ->
 
 
 def _performance(spec: DatasetSpec, champion: ModelVersion, current: pd.DataFrame, deps: Deps) -> dict[str, Any] | None:
-    """The champion's error on the window's labelled rows against its holdout error (None without such rows)."""
+    """The champion's error on the window's labelled rows against its holdout error (None without labels)."""
     if spec.target not in current or current[spec.target].isna().all():
         return None
     predictor = deps.predictor(champion)
-    # rows of a class the champion never saw have no probability to score (a new class is data drift's to flag)
-    labelled = current[current[spec.target].notna() & known_classes(current[spec.target], predictor.classes)]
-    if labelled.empty:
-        return None
+    labelled = current[current[spec.target].notna()]
+    # a class the champion never saw scores as its worst error (aikube.metrics.score), so a new class degrades it
     prediction = predictor.predict(labelled)
     baseline = champion.metrics[champion.metric]
     return domain.performance(

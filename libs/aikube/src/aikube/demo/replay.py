@@ -16,7 +16,7 @@ from pandas.tseries.frequencies import to_offset
 from aikube.datasets import DatasetSpec
 from aikube.demo.observer import Observer
 from aikube.features import compute_features
-from aikube.metrics import known_classes, score
+from aikube.metrics import score
 from aikube.registry import ModelRegistry
 from aikube.sdk import DataSource, records_of
 from aikube.serving import Predictor
@@ -55,7 +55,7 @@ class BatchScore:
     reason: str = ""
     scored_rows: int = 0  # rows both errors are computed on
     unreadable_rows: int = 0  # labelled rows not scored: a value does not cast to its declared type
-    unknown_class_rows: int = 0  # labelled rows not scored: their class is unknown to the served or static model
+    new_class_rows: int = 0  # labelled rows of a class the served model never saw (scored as its worst error)
     outcome: str = ""  # of the training this batch's decision requested: deployed, rejected or failed: <error>
 
 
@@ -76,8 +76,9 @@ def batches(spec: DatasetSpec, frame: pd.DataFrame) -> Iterator[Batch]:
     """Consecutive batches of the replay grain (`spec.batch`), from the first timestamp on; empty ones skipped.
 
     Timestamps are read as the ingestor reads them (ISO 8601, offsets converted to UTC). Rows whose timestamp is
-    missing or unreadable cannot be placed in time; they travel with the first batch, as a source sends what it has,
-    so the ingestor rejects each with its reason and nothing is dropped here.
+    missing, unreadable or in the future (no source has data from 2099 yet) cannot be placed in time; they travel
+    with the first batch, as a source sends what it has, so the ingestor rejects each with its reason and nothing
+    is dropped here.
 
     Raises:
         ValueError: no timestamp is readable at all, or the grain is under a second.
@@ -85,11 +86,11 @@ def batches(spec: DatasetSpec, frame: pd.DataFrame) -> Iterator[Batch]:
     grain = to_offset(spec.batch)
     id_format = batch_id_format(grain)
     stamps = pd.to_datetime(frame[spec.timestamp], utc=True, errors="coerce", format="ISO8601")
-    placed = stamps.notna()
+    placed = stamps.notna() & (stamps <= pd.Timestamp.now(tz="UTC"))
     if not placed.any():
         example = frame[spec.timestamp].iloc[0] if len(frame) else None
         raise ValueError(
-            f"dataset {spec.name!r}: no row has a readable ISO 8601 timestamp in {spec.timestamp!r}"
+            f"dataset {spec.name!r}: no row has a readable ISO 8601 timestamp in the past in {spec.timestamp!r}"
             f" (first value: {example!r})"
         )
     unplaced = frame[~placed]
@@ -105,9 +106,8 @@ class Scorer:
 
     Only labelled rows the models can read are scored: a value the feature SQL cannot cast to its declared type
     (which the ingestor rejects too) is left out and counted in `BatchScore.unreadable_rows`.
-    Classification: a row whose class either model never saw in training has no defined log loss (the model gave
-    it no probability column). Such rows are left out of both errors, so the two stay comparable, and counted in
-    `BatchScore.unknown_class_rows`.
+    Classification: a row of a class a model never saw counts as that model's worst error (aikube.metrics.score),
+    so a model that learned a new class is credited for it; such rows are counted in `BatchScore.new_class_rows`.
     """
 
     def __init__(self, spec: DatasetSpec, registry: ModelRegistry) -> None:
@@ -134,13 +134,12 @@ class Scorer:
         served, served_classes = _predict_http(endpoint, records_of(features))
         static, static_classes = self.static.predict(features), self.static.classes
         truth = labelled[self.spec.target]
-        known = known_classes(truth, served_classes) & known_classes(truth, static_classes)
         result.served_version = champion.version
-        result.unknown_class_rows = int((~known).sum())
-        result.scored_rows = int(known.sum())
-        if result.scored_rows:
-            result.served_error = self._error(truth[known], np.asarray(served)[known], served_classes)
-            result.static_error = self._error(truth[known], np.asarray(static)[known], static_classes)
+        result.scored_rows = len(labelled)
+        if served_classes is not None:
+            result.new_class_rows = int((~truth.isin(served_classes)).sum())
+        result.served_error = self._error(truth, np.asarray(served), served_classes)
+        result.static_error = self._error(truth, np.asarray(static), static_classes)
         return result
 
     def _error(self, truth: pd.Series, prediction: np.ndarray, classes: list[Any] | None) -> float:

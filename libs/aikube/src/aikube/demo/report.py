@@ -106,7 +106,7 @@ def summarize(spec: DatasetSpec, rows: int, scores: list[BatchScore], observer: 
             "static": sum(s.static_error * w for s, w in zip(scored, weights, strict=True)) / total if scored else None,
             "batches_scored": len(scored),
             "rows_scored": sum(weights),
-            "rows_of_unknown_class": sum(s.unknown_class_rows for s in scores),
+            "rows_of_a_class_the_served_model_never_saw": sum(s.new_class_rows for s in scores),
             "rows_unreadable": sum(s.unreadable_rows for s in scores),
         },
         "dead_letters": len(observer.dead_letters),
