@@ -19,10 +19,17 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_empty_mask_salt_is_refused(env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("salt", ["", "   "])
+def test_empty_mask_salt_is_refused(env: pytest.MonkeyPatch, salt: str) -> None:
     """An empty salt would make every sensitive batch fail and dead-letter: refuse it, naming the variable."""
-    env.setenv("AIKUBE_MASK_SALT", "")
+    env.setenv("AIKUBE_MASK_SALT", salt)
     with pytest.raises(ConfigError, match="AIKUBE_MASK_SALT: must not be empty"):
+        load_settings(Settings)
+
+
+def test_short_mask_salt_is_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AIKUBE_MASK_SALT", "short")
+    with pytest.raises(ConfigError, match="AIKUBE_MASK_SALT: must have at least 16 characters"):
         load_settings(Settings)
 
 
@@ -35,6 +42,6 @@ def test_missing_mask_salt_is_refused(env: pytest.MonkeyPatch) -> None:
 
 def test_a_salt_is_kept_secret(env: pytest.MonkeyPatch) -> None:
     """A non-empty salt is accepted and not shown in the settings' repr."""
-    env.setenv("AIKUBE_MASK_SALT", "s3cret")
+    env.setenv("AIKUBE_MASK_SALT", "s3cret-s3cret-s3cret")
     settings = load_settings(Settings)
-    assert settings.mask_salt.get_secret_value() == "s3cret" and "s3cret" not in repr(settings)
+    assert settings.mask_salt.get_secret_value() == "s3cret-s3cret-s3cret" and "s3cret" not in repr(settings)

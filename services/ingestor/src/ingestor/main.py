@@ -11,6 +11,7 @@ from aikube.settings import ServiceSettings
 from ingestor.handlers import Deps, router
 
 SERVICE = "ingestor"
+MIN_SALT_CHARS = 16  # e.g. `openssl rand -hex 32`; a short or guessable key makes the pseudonyms reversible
 
 
 class Settings(ServiceSettings):
@@ -20,8 +21,14 @@ class Settings(ServiceSettings):
     @classmethod
     def _salt_not_empty(cls, salt: SecretStr) -> SecretStr:
         # checked here, not on the first sensitive batch: that one would fail every attempt and be dead-lettered
-        if not salt.get_secret_value():
+        value = salt.get_secret_value()
+        if not value.strip():
             raise ValueError("must not be empty (an unsalted hash of a value can be reversed by lookup)")
+        if len(value) < MIN_SALT_CHARS:
+            raise ValueError(
+                f"must have at least {MIN_SALT_CHARS} characters (e.g. openssl rand -hex 32): a short key can be"
+                " guessed, and with it every pseudonym reversed"
+            )
         return salt
 
 
