@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,18 @@ def test_unusable_trace_dir_names_the_setting(
     env.setenv("AIKUBE_TRACE_DIR", str(tmp_path / "file" / "traces"))
     assert run() == 1
     assert one_line(capsys.readouterr().err).startswith("svc: cannot use AIKUBE_TRACE_DIR=")
+
+
+def test_a_health_port_in_use_names_the_setting(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port another process listens on stops the service with one line naming AIKUBE_HEALTH_PORT."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env.setenv("AIKUBE_HEALTH_PORT", str(port))
+        env.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:1")  # the clients are built, never called
+        assert run() == 1
+    assert one_line(capsys.readouterr().err).startswith(f"svc: cannot use AIKUBE_HEALTH_PORT={port}: ")
 
 
 def test_config_error_of_make_deps_exits_2(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,7 +73,9 @@ def run_service(name: str, router: Router, make_deps: Callable[[S], Any], settin
         )
         store = _using("STORE", settings.store, lambda: open_store(settings.store))
         deps = make_deps(settings)
-        service = build_service(name, router, deps, settings, store=store)
+        service = _using(
+            "HEALTH_PORT", settings.health_port, lambda: build_service(name, router, deps, settings, store=store)
+        )
         service.bus.check_subscriptions(sub.name for sub in service.dispatcher.subscriptions)  # before ready
         service.run()
     except ConfigError as exc:  # a setting only make_deps checks
