@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from aikube.datasets import ColumnType, DatasetSpec
+from aikube.windows import utc
 
 REASON_COLUMN = "_reason"
 TOKEN_HEX_CHARS = 16  # 64 bits: collisions stay negligible for millions of distinct values
@@ -115,6 +116,10 @@ def required_columns(spec: DatasetSpec) -> list[str]:
     return [spec.timestamp, *spec.feature_columns]
 
 
+def _naive(moment: datetime | str) -> pd.Timestamp:
+    return utc(moment).tz_localize(None)  # stored timestamps are naive UTC
+
+
 @dataclass(frozen=True)
 class TimeBounds:
     """Where a batch's timestamps may lie (naive UTC): inside the producer's window, and not after it was sent.
@@ -135,10 +140,10 @@ class TimeBounds:
         """
         span = None
         if window is not None:
-            span = (_naive_utc(window["start"]), _naive_utc(window["end"]))
+            span = (_naive(window["start"]), _naive(window["end"]))
             if span[1] <= span[0]:
                 raise ValueError(f"window ends ({window['end']}) at or before it starts ({window['start']})")
-        return cls(span, None if sent is None else _naive_utc(sent) + skew)
+        return cls(span, None if sent is None else _naive(sent) + skew)
 
     def problems(self, stamps: pd.Series, column: str) -> list[tuple[pd.Series, str]]:
         """(rows hit, reason kind) for the timestamps outside the bounds; missing stamps are not judged here."""
@@ -149,11 +154,6 @@ class TimeBounds:
         if self.latest is not None:
             found.append((stamps > self.latest, f"{column}: later than the event that sent it"))
         return found
-
-
-def _naive_utc(moment: datetime | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).tz_localize(None)
 
 
 def validate_rows(frame: pd.DataFrame, spec: DatasetSpec, bounds: TimeBounds = TimeBounds()) -> Validation:

@@ -15,15 +15,14 @@ from pandas.tseries.frequencies import to_offset
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from aikube.datasets import RetrainPolicy
+from aikube.windows import utc
 
 Trigger = Literal["bootstrap", "drift", "schedule"]
 
 
 def as_utc(value: datetime | str) -> datetime:
     """A timezone-aware UTC datetime from a datetime or ISO string; naive input is taken to be UTC."""
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
+    return utc(value).to_pydatetime()
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]

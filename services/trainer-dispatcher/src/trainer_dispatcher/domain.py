@@ -17,6 +17,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from aikube.datasets import DatasetSpec
 from aikube.features import model_columns
 from aikube.metrics import primary_metric, score
+from aikube.windows import utc
 
 MIN_TRAIN_ROWS = 20
 MIN_HOLDOUT_ROWS = 5
@@ -63,7 +64,7 @@ def job_name(model: str, request_id: str) -> str:
 
 def _utc(stamp: pd.Timestamp) -> datetime:
     """An aware UTC datetime; naive stamps are UTC data time already (the ingestor stores them so)."""
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+    return utc(stamp).to_pydatetime()
 
 
 def model_version(window_end: datetime, request_id: str) -> str:
