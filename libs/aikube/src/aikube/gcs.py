@@ -106,16 +106,23 @@ class GcsObjectStore(_BaseStore):
             raise PreconditionFailed(f"object {key!r} changed since generation {if_generation}") from exc
         return self.uri_for(key)
 
+    def get_bytes(self, key: str) -> bytes:
+        """Read the object at `key` (NotFound when absent)."""
+        return self._download(key)[1]
+
     def get_versioned(self, key: str) -> Versioned:
         """Read the object at `key` with its generation, from the one download (NotFound when absent)."""
-        blob = self._bucket.blob(self._name(key))
-        try:
-            data = bytes(blob.download_as_bytes())
-        except google_exceptions.NotFound as exc:
-            raise NotFound(f"object {key!r} not found in {_SCHEME}{self.bucket_name}/{self.prefix}") from exc
+        blob, data = self._download(key)
         if blob.generation is None:  # the download's x-goog-generation header is how we know what we read
             raise RuntimeError(f"Cloud Storage gave no generation for {key!r}")
         return Versioned(data, str(blob.generation))
+
+    def _download(self, key: str) -> tuple[storage.Blob, bytes]:
+        blob = self._bucket.blob(self._name(key))
+        try:
+            return blob, bytes(blob.download_as_bytes())
+        except google_exceptions.NotFound as exc:
+            raise NotFound(f"object {key!r} not found in {_SCHEME}{self.bucket_name}/{self.prefix}") from exc
 
     def exists(self, key: str) -> bool:
         """Tell whether an object is stored at `key`."""

@@ -177,11 +177,15 @@ class _BaseStore(ABC):
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False, if_generation: str | None = None) -> str: ...
 
     @abstractmethod
-    def get_versioned(self, key: str) -> Versioned: ...
+    def get_bytes(self, key: str) -> bytes: ...
 
-    def get_bytes(self, key: str) -> bytes:
-        """Read the object at `key` (NotFound when absent)."""
-        return self.get_versioned(key).data
+    def get_versioned(self, key: str) -> Versioned:
+        """Read the object at `key` with a digest of it as its generation (NotFound when absent).
+
+        Only read-modify-writes pay for the digest; Cloud Storage returns its own generation instead.
+        """
+        data = self.get_bytes(key)
+        return Versioned(data, _digest(data))
 
     def put_json(self, key: str, obj: Any, *, if_absent: bool = False, if_generation: str | None = None) -> str:
         """Store `obj` as UTF-8 JSON (sorted keys, so equal objects give equal bytes); returns the URI."""
@@ -228,10 +232,7 @@ class LocalObjectStore(_BaseStore):
                     raise AlreadyExists(f"object {key!r} already exists") from exc
             elif if_generation is not None:
                 with self._exclusive(path):  # compare and replace as one step for every process on this folder
-                    try:
-                        current: str | None = self._read(key, path).generation
-                    except NotFound:
-                        current = None
+                    current = _digest(path.read_bytes()) if path.is_file() else None
                     if current != if_generation:
                         raise PreconditionFailed(f"object {key!r} changed since generation {if_generation[:12]}")
                     os.replace(tmp, path)
@@ -239,16 +240,12 @@ class LocalObjectStore(_BaseStore):
                 os.replace(tmp, path)
         return path.as_uri()
 
-    def get_versioned(self, key: str) -> Versioned:
-        """Read the object at `key` with its generation (NotFound when absent)."""
-        return self._read(key, self._path(key))
-
-    def _read(self, key: str, path: Path) -> Versioned:
+    def get_bytes(self, key: str) -> bytes:
+        """Read the object at `key` (NotFound when absent)."""
         try:
-            data = path.read_bytes()
+            return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise NotFound(f"object {key!r} not found in {self.root}") from exc
-        return Versioned(data, _digest(data))
 
     @staticmethod
     @contextmanager
@@ -314,14 +311,13 @@ class MemoryObjectStore(_BaseStore):
             self._objects[key] = bytes(data)
         return uri
 
-    def get_versioned(self, key: str) -> Versioned:
-        """Return the object at `key` with its generation (NotFound when absent)."""
+    def get_bytes(self, key: str) -> bytes:
+        """Return the object at `key` (NotFound when absent)."""
         with self._lock:
             try:
-                data = self._objects[_check_key(key)]
+                return self._objects[_check_key(key)]
             except KeyError:
                 raise NotFound(f"object {key!r} not found in memory store") from None
-        return Versioned(data, _digest(data))
 
     def exists(self, key: str) -> bool:
         """Tell whether an object is stored at `key`."""
