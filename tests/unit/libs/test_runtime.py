@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from aikube.catalog import Catalog
 from aikube.codec import PubSubMessage, encode
 from aikube.envelope import Emit, EventContext, make_event
 from aikube.errors import Rejected
-from aikube.runtime import DL_ATTEMPT, DL_REASON, Action, KeyedLocks, Router
+from aikube.runtime import DL_ATTEMPT, DL_REASON, Action, Router
 from aikube.testing import MemoryBus
 
 DEAD_LETTER = "ingestor.aikube.dataset.v1.arrived.dead-letter"
@@ -186,29 +184,3 @@ def test_a_handler_for_a_type_the_catalog_does_not_route_is_refused(bus: MemoryB
     """Registering a handler for an event the service does not consume fails at start-up."""
     with pytest.raises(ValueError, match="not list it as a consumer"):
         bus.dispatcher("deployer", echo_router([]), None)
-
-
-def test_keyed_locks_serialise_one_key_and_forget_it_after() -> None:
-    """Concurrent deliveries of one event run one at a time; a long-running service keeps no lock per event."""
-    locks = KeyedLocks()
-    inside: list[int] = []
-    overlaps: list[int] = []
-
-    def deliver() -> None:
-        with locks.hold("same-event"):
-            inside.append(1)
-            if len(inside) > 1:
-                overlaps.append(len(inside))
-            time.sleep(0.01)
-            inside.pop()
-
-    threads = [threading.Thread(target=deliver) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for n in range(100):
-        with locks.hold(f"event-{n}"):
-            pass
-    assert overlaps == []
-    assert len(locks) == 0

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from aikube.executors import JobResult, JobSpec
+from aikube.locks import KeyedLocks
 from aikube.rollout import RolloutFailed
 
 log = logging.getLogger(__name__)
@@ -426,8 +426,7 @@ class KubernetesServing:
         self._apps = client.AppsV1Api(self.api)
         self._core = client.CoreV1Api(self.api)
         self._served: dict[str, Served] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        self._locks = KeyedLocks()
 
     # --- manifests ------------------------------------------------------------------------------------------------
 
@@ -534,7 +533,7 @@ class KubernetesServing:
                 version, the Deployment was deleted and nothing serves.
         """
         name = serving_name(model)
-        with self._lock(model):
+        with self._locks.hold(model):
             template = self.pod_template(model, version, artifact_uri)
             previous = self._apply(model, template)
             self._ensure_service(model)
@@ -558,10 +557,6 @@ class KubernetesServing:
         self.api.close()
 
     # --- steps ----------------------------------------------------------------------------------------------------
-
-    def _lock(self, model: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(model, threading.Lock())
 
     def _read(self, name: str) -> dict[str, Any] | None:
         """The Deployment as raw JSON (lossless for a read-modify-write), or None."""

@@ -22,9 +22,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +38,7 @@ from aikube.codec import CodecError, PubSubMessage, from_pubsub
 from aikube.envelope import Emit, EventContext, derived_id, make_event, source_of
 from aikube.errors import Rejected
 from aikube.idempotency import IdempotencyStore, event_key
+from aikube.locks import KeyedLocks
 from aikube.telemetry import context_from
 
 log = logging.getLogger(__name__)
@@ -191,33 +191,6 @@ class Dispatcher:
             return Outcome(Action.NACK, "failed", f"dead-lettering failed: {exc}")
         log.warning("dead-lettered", extra={"reason": reason, "subscription": subscription.name, "attempt": attempt})
         return Outcome(Action.ACK, "dead_lettered", reason)
-
-
-class KeyedLocks:
-    """One lock per key while someone holds or waits for it; forgotten after, so memory stays bounded."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-        self._guard = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
 
 
 def _span_attrs(event: CloudEvent) -> dict[str, str]:
