@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from aikube.k8s import KubernetesServing
@@ -12,40 +10,20 @@ from aikube.settings import ConfigError, load_settings
 from deployer.main import Settings, make_deps
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The shared settings, and a kubeconfig for a cluster that is never called."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'https://k8s.example.com:6443'}}]\n"
-        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
-    )
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    for key, value in {
-        "KUBECONFIG": str(kubeconfig),
-        "AIKUBE_PROJECT_ID": "p",
-        "AIKUBE_STORE": (tmp_path / "store").as_uri(),
-        "AIKUBE_WAREHOUSE": f"duckdb://{tmp_path / 'warehouse'}",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return monkeypatch
-
-
-def test_local_serving_is_the_default(env: pytest.MonkeyPatch) -> None:
+def test_local_serving_is_the_default(kube_env: pytest.MonkeyPatch) -> None:
     """Without AIKUBE_SERVING models serve from local model-server processes."""
     deps = make_deps(load_settings(Settings))
     assert isinstance(deps.serving, LocalServing)
     deps.close()
 
 
-def test_kubernetes_serving_from_settings(env: pytest.MonkeyPatch) -> None:
+def test_kubernetes_serving_from_settings(kube_env: pytest.MonkeyPatch) -> None:
     """AIKUBE_SERVING=kubernetes builds the Deployment backend from AIKUBE_KUBERNETES__* and the kubeconfig."""
-    env.setenv("AIKUBE_SERVING", "kubernetes")
-    env.setenv("AIKUBE_KUBERNETES__IMAGE", "registry.example.com/aikube/model-server:1.4")
-    env.setenv("AIKUBE_KUBERNETES__NAMESPACE", "ml")
-    env.setenv("AIKUBE_KUBERNETES__REPLICAS", "2")
-    env.setenv("AIKUBE_KUBERNETES__ROLLOUT_TIMEOUT_S", "120")
+    kube_env.setenv("AIKUBE_SERVING", "kubernetes")
+    kube_env.setenv("AIKUBE_KUBERNETES__IMAGE", "registry.example.com/aikube/model-server:1.4")
+    kube_env.setenv("AIKUBE_KUBERNETES__NAMESPACE", "ml")
+    kube_env.setenv("AIKUBE_KUBERNETES__REPLICAS", "2")
+    kube_env.setenv("AIKUBE_KUBERNETES__ROLLOUT_TIMEOUT_S", "120")
     deps = make_deps(load_settings(Settings))
     serving = deps.serving
     assert isinstance(serving, KubernetesServing)
@@ -55,8 +33,8 @@ def test_kubernetes_serving_from_settings(env: pytest.MonkeyPatch) -> None:
     deps.close()
 
 
-def test_kubernetes_serving_needs_an_image(env: pytest.MonkeyPatch) -> None:
+def test_kubernetes_serving_needs_an_image(kube_env: pytest.MonkeyPatch) -> None:
     """Startup fails fast, naming the missing variable."""
-    env.setenv("AIKUBE_SERVING", "kubernetes")
+    kube_env.setenv("AIKUBE_SERVING", "kubernetes")
     with pytest.raises(ConfigError, match="AIKUBE_KUBERNETES__IMAGE is required"):
         load_settings(Settings)

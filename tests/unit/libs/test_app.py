@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_settings import service_settings
 
 from aikube import app
 from aikube.bus import BusError
@@ -20,17 +21,10 @@ pytestmark = pytest.mark.usefixtures("restore_process_state")  # each test sets 
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+def env(service_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Valid settings on local folders, the health endpoint off."""
-    for key, value in {
-        "AIKUBE_PROJECT_ID": "p",
-        "AIKUBE_STORE": (tmp_path / "store").as_uri(),
-        "AIKUBE_WAREHOUSE": f"duckdb://{tmp_path / 'warehouse'}",
-        "AIKUBE_TRACE_EXPORTER": "none",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AIKUBE_HEALTH_PORT", "")
-    return monkeypatch
+    service_env.setenv("AIKUBE_HEALTH_PORT", "")
+    return service_env
 
 
 class Deps:
@@ -148,14 +142,7 @@ def test_unprovisioned_project_fails_before_running(
 )
 def test_service_process_prints_no_traceback(tmp_path: Path, variable: str, value: str, code: int, says: str) -> None:
     """The real entry point of a service, as a process: the exit code and one line, nothing else."""
-    env = {
-        **os.environ,
-        "AIKUBE_PROJECT_ID": "p",
-        "AIKUBE_STORE": (tmp_path / "store").as_uri(),
-        "AIKUBE_WAREHOUSE": f"duckdb://{tmp_path / 'warehouse'}",
-        "PUBSUB_EMULATOR_HOST": "127.0.0.1:1",
-        variable: value,
-    }
+    env = {**os.environ, **service_settings(tmp_path), "PUBSUB_EMULATOR_HOST": "127.0.0.1:1", variable: value}
     done = subprocess.run(
         [sys.executable, "-m", "feature_builder.main"], env=env, capture_output=True, text=True, timeout=60
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from aikube.executors import LocalExecutor
@@ -12,41 +10,21 @@ from aikube.settings import ConfigError, load_settings
 from trainer_dispatcher.main import Settings, make_deps
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The shared settings, and a kubeconfig for a cluster that is never called."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'https://k8s.example.com:6443'}}]\n"
-        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
-    )
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    for key, value in {
-        "KUBECONFIG": str(kubeconfig),
-        "AIKUBE_PROJECT_ID": "p",
-        "AIKUBE_STORE": (tmp_path / "store").as_uri(),
-        "AIKUBE_WAREHOUSE": f"duckdb://{tmp_path / 'warehouse'}",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return monkeypatch
-
-
-def test_local_executor_is_the_default(env: pytest.MonkeyPatch) -> None:
+def test_local_executor_is_the_default(kube_env: pytest.MonkeyPatch) -> None:
     """Without AIKUBE_EXECUTOR jobs run as local subprocesses, with the job timeout."""
     deps = make_deps(load_settings(Settings))
     assert isinstance(deps.executor, LocalExecutor) and deps.executor.timeout_s == 1800.0
 
 
-def test_kubernetes_executor_from_settings(env: pytest.MonkeyPatch) -> None:
+def test_kubernetes_executor_from_settings(kube_env: pytest.MonkeyPatch) -> None:
     """AIKUBE_EXECUTOR=kubernetes builds the Job executor from AIKUBE_KUBERNETES__* and the kubeconfig."""
-    env.setenv("AIKUBE_EXECUTOR", "kubernetes")
-    env.setenv("AIKUBE_JOB_TIMEOUT_S", "900")
-    env.setenv("AIKUBE_KUBERNETES__IMAGE", "registry.example.com/aikube/trainer:1.4")
-    env.setenv("AIKUBE_KUBERNETES__NAMESPACE", "ml")
-    env.setenv("AIKUBE_KUBERNETES__GPU", "1")
-    env.setenv("AIKUBE_KUBERNETES__NODE_SELECTOR", '{"cloud.google.com/gke-accelerator": "nvidia-l4"}')
-    env.setenv("AIKUBE_KUBERNETES__MEMORY", "8Gi")
+    kube_env.setenv("AIKUBE_EXECUTOR", "kubernetes")
+    kube_env.setenv("AIKUBE_JOB_TIMEOUT_S", "900")
+    kube_env.setenv("AIKUBE_KUBERNETES__IMAGE", "registry.example.com/aikube/trainer:1.4")
+    kube_env.setenv("AIKUBE_KUBERNETES__NAMESPACE", "ml")
+    kube_env.setenv("AIKUBE_KUBERNETES__GPU", "1")
+    kube_env.setenv("AIKUBE_KUBERNETES__NODE_SELECTOR", '{"cloud.google.com/gke-accelerator": "nvidia-l4"}')
+    kube_env.setenv("AIKUBE_KUBERNETES__MEMORY", "8Gi")
     deps = make_deps(load_settings(Settings))
     executor = deps.executor
     assert isinstance(executor, KubernetesExecutor)
@@ -58,8 +36,8 @@ def test_kubernetes_executor_from_settings(env: pytest.MonkeyPatch) -> None:
     deps.close()
 
 
-def test_kubernetes_executor_needs_an_image(env: pytest.MonkeyPatch) -> None:
+def test_kubernetes_executor_needs_an_image(kube_env: pytest.MonkeyPatch) -> None:
     """Startup fails fast, naming the missing variable."""
-    env.setenv("AIKUBE_EXECUTOR", "kubernetes")
+    kube_env.setenv("AIKUBE_EXECUTOR", "kubernetes")
     with pytest.raises(ConfigError, match="AIKUBE_KUBERNETES__IMAGE is required"):
         load_settings(Settings)
