@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "AIKUBE_"
@@ -62,6 +62,25 @@ LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     BeforeValidator(lambda value: value.strip().upper() if isinstance(value, str) else value),
 ]
+
+
+class ClusterSettings(BaseModel):
+    """Where and as whom the pods a service creates on Kubernetes run (AIKUBE_KUBERNETES__<FIELD>).
+
+    The training Jobs and the model-server Deployments extend it with what only they need.
+    """
+
+    model_config = {"frozen": True}
+
+    namespace: str = "aikube"
+    image: str = ""  # the project image (Dockerfile); required when the service runs its work on Kubernetes
+    service_account: str | None = None  # e.g. bound by Workload Identity to the store and warehouse
+    cpu: str
+    memory: str
+    poll_s: float = Field(default=2.0, gt=0)
+    volume_claim: str | None = None  # a PersistentVolumeClaim holding a file:// store, mounted at volume_path
+    volume_path: str = "/var/lib/aikube"
+    context: str | None = None  # kubeconfig context when not running in a cluster
 
 
 class TraceSettings(BaseSettings):

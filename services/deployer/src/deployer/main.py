@@ -8,36 +8,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from aikube.adapters import open_store, open_warehouse
 from aikube.app import run_service
 from aikube.datasets import DatasetCatalog
 from aikube.registry import ModelRegistry
 from aikube.rollout import LocalServing, ServingBackend
-from aikube.settings import ServiceSettings
+from aikube.settings import ClusterSettings, ServiceSettings
 from deployer.handlers import Deps, router
 
 SERVICE = "deployer"
 
 
-class ServingClusterSettings(BaseModel):
+class ServingClusterSettings(ClusterSettings):
     """Where and how model servers run on Kubernetes (AIKUBE_KUBERNETES__<FIELD>)."""
 
-    model_config = {"frozen": True}
-
-    namespace: str = "aikube"
-    image: str = ""  # the image with aikube installed (python -m aikube.serving); required with serving=kubernetes
-    service_account: str | None = None  # e.g. bound by Workload Identity to read the model artifacts
     cpu: str = "250m"
     memory: str = "512Mi"
     replicas: int = Field(default=1, ge=1)
     port: int = Field(default=8080, ge=1, le=65535)
     rollout_timeout_s: float = Field(default=300.0, gt=0)  # also the Deployment's progressDeadlineSeconds
-    poll_s: float = Field(default=2.0, gt=0)
-    volume_claim: str | None = None  # a PersistentVolumeClaim holding a file:// store, mounted at volume_path
-    volume_path: str = "/var/lib/aikube"
-    context: str | None = None  # kubeconfig context when not running in a cluster
 
 
 class Settings(ServiceSettings):

@@ -9,37 +9,28 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from aikube.adapters import open_store
 from aikube.app import run_service
 from aikube.executors import Executor, LocalExecutor
 from aikube.registry import ModelRegistry
-from aikube.settings import ServiceSettings
+from aikube.settings import ClusterSettings, ServiceSettings
 from aikube.storage import ObjectStore
 from trainer_dispatcher.handlers import Deps, router
 
 SERVICE = "trainer-dispatcher"
 
 
-class JobClusterSettings(BaseModel):
+class JobClusterSettings(ClusterSettings):
     """Where and how training Jobs run on Kubernetes (AIKUBE_KUBERNETES__<FIELD>)."""
 
-    model_config = {"frozen": True}
-
-    namespace: str = "aikube"
-    image: str = ""  # the image with trainer_dispatcher installed; required with executor=kubernetes
-    service_account: str | None = None  # e.g. bound by Workload Identity to read the store and warehouse
     cpu: str = "1"
     memory: str = "2Gi"
     gpu: int = Field(default=0, ge=0)  # nvidia.com/gpu limit
     node_selector: dict[str, str] = {}  # JSON, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     backoff_limit: int = Field(default=2, ge=0)
     ttl_after_finished_s: int = Field(default=86400, ge=0)  # a finished Job's outcome stays readable this long
-    poll_s: float = Field(default=2.0, gt=0)
-    volume_claim: str | None = None  # a PersistentVolumeClaim holding a file:// store, mounted at volume_path
-    volume_path: str = "/var/lib/aikube"
-    context: str | None = None  # kubeconfig context when not running in a cluster
 
 
 class Settings(ServiceSettings):
